@@ -1,0 +1,191 @@
+"""The client side of HTTP/1.1 on h11."""
+
+from __future__ import annotations
+
+import h11
+
+from hcore._error_codes import HTTP1_ERROR_CODES
+from hcore._errors import LocalProtocolError
+from hcore._types import Headers
+from hcore.events import HeadersReceived, InformationalResponseReceived
+from hcore.protocols.http1._headers import fields_from_response, plan_request
+from hcore.protocols.http1._limits import (
+    DEFAULT_MAX_HEADER_COUNT,
+    DEFAULT_MAX_HEADER_SIZE,
+)
+from hcore.protocols.http1._protocol import H11Protocol, _Phase
+
+__all__ = ("H11ClientProtocol",)
+
+
+class H11ClientProtocol(H11Protocol):
+    """The client end of an HTTP/1.1 connection.
+
+    One request at a time (no pipelining): :meth:`is_available` is true
+    between exchanges, and each request opens the stream
+    :meth:`get_available_stream_id` names, 1, 3, 5, ...
+
+    Requests are written from the pseudo-headers: ``:method`` and ``:path``
+    make the request line (an absolute URI in ``:path`` is sent as it is, for
+    forward proxies; CONNECT sends ``:authority``), ``:authority`` becomes
+    ``Host``.  A request left open without ``Content-Length`` is sent chunked,
+    except CONNECT and ``Upgrade`` requests, whose open side waits for the
+    tunnel.  Responses come with ``:status`` first; 1xx other than 101 as
+    :class:`~hcore.events.InformationalResponseReceived`.
+
+    :param max_header_size: largest response head accepted, in bytes.
+    :param max_header_count: most fields accepted in a head or trailers.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+    ) -> None:
+        super().__init__(
+            client=True,
+            max_header_size=max_header_size,
+            max_header_count=max_header_count,
+            # A client never holds bytes ahead: its _paused treats them as an
+            # error.
+            max_pipelined_size=0,
+        )
+        #: The request proposed a tunnel (CONNECT, Upgrade); its head was the
+        #: whole request on the wire.
+        self._proposed_tunnel = False
+        #: An earlier exchange whose request side the caller left open after
+        #: the tunnel was refused; ending it is accepted and does nothing.
+        self._dangling: int | None = None
+
+    def is_available(self) -> bool:
+        """Whether a request can be sent now: connection idle and not closing."""
+        return (
+            self._phase is _Phase.HTTP
+            and not self._closing
+            and self._h11.our_state is h11.IDLE
+            and self._h11.their_state is h11.IDLE
+        )
+
+    def get_available_stream_id(self) -> int:
+        """Return the stream id the next request must use.
+
+        :raises LocalProtocolError: while an exchange runs, or once the
+            connection is closing or closed.
+        """
+        if not self.is_available():
+            raise LocalProtocolError("HTTP/1.1 connection is busy or closed")
+        return self._stream_id
+
+    def submit_headers(
+        self, stream_id: int, headers: Headers, end_stream: bool = False
+    ) -> None:
+        """Send a request, or trailers to end the request body.
+
+        :raises LocalProtocolError: if ``stream_id`` is not the available
+            one, the connection is busy, or the block is malformed.
+        """
+        self._check_usable()
+        if self._phase is _Phase.HTTP and self._h11.our_state is h11.IDLE:
+            if stream_id != self._stream_id:
+                raise LocalProtocolError(
+                    f"the next request goes on stream {self._stream_id}, "
+                    f"not {stream_id}"
+                )
+            plan = plan_request(headers, end_stream)
+            if plan.body is not None:
+                plan.body.check(0, end_stream)
+            self._send(plan.request)
+            if plan.body is None:
+                # CONNECT or Upgrade: no content; what follows the head is
+                # the tunnel, if the server agrees.
+                self._send(h11.EndOfMessage())
+                self._proposed_tunnel = True
+                self._tunnel_local_ended = end_stream
+            elif end_stream:
+                self._send(h11.EndOfMessage())
+                plan.body.consume(0, True)
+            self._sending = plan.body
+            return
+        if (
+            self._phase is _Phase.HTTP
+            and stream_id == self._stream_id
+            and self._sending is not None
+        ):
+            self._submit_trailers(self._sending, headers, end_stream)
+            return
+        raise LocalProtocolError(f"stream {stream_id} cannot send headers now")
+
+    # -- role-specific parts ---------------------------------------------------
+
+    def _exchange_open(self) -> bool:
+        return self._phase is _Phase.TUNNEL or self._h11.our_state is not h11.IDLE
+
+    def _exchange_states(self) -> tuple[object, object]:
+        return self._h11.their_state, self._h11.our_state
+
+    def _may_parse(self) -> bool:
+        if self._h11.our_state is h11.IDLE and self._h11.trailing_data[0]:
+            # RFC 9112 §9.3: responses answer requests, in order; a server
+            # has nothing to say while none is outstanding.
+            self._terminate(
+                HTTP1_ERROR_CODES.protocol_error,
+                "the server sent data while no request was outstanding",
+            )
+            return False
+        return True
+
+    def _paused(self) -> None:
+        # The response is complete and more bytes came: there is no request
+        # they could answer.
+        self._terminate(
+            HTTP1_ERROR_CODES.protocol_error, "the server sent data after its response"
+        )
+
+    def _received_head(self, event: h11.Event) -> None:
+        assert isinstance(event, h11.Response | h11.InformationalResponse)
+        fields = list(event.headers)
+        complaint = self._limits.check(len(event.reason) + 15, fields)
+        if complaint is not None:
+            self._receive_failed(431, complaint)
+            return
+        block = fields_from_response(event)
+        if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+            self._emit(InformationalResponseReceived(self._stream_id, block))
+        else:
+            self._emit(HeadersReceived(self._stream_id, block))
+
+    def _receive_failed(self, code: int, message: str) -> None:
+        self._terminate(code, message)
+
+    def _message_ended(self) -> None:
+        self._emit_end()
+
+    def _new_cycle(self) -> None:
+        if self._proposed_tunnel and not self._tunnel_local_ended:
+            self._dangling = self._stream_id - 2
+        self._proposed_tunnel = False
+        self._tunnel_local_ended = False
+
+    def _data_without_body(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        awaiting = (
+            stream_id == self._stream_id
+            and self._proposed_tunnel
+            and not self._tunnel_local_ended
+        )
+        if awaiting or stream_id == self._dangling:
+            if data:
+                raise LocalProtocolError(
+                    f"stream {stream_id} has no tunnel: the server has not agreed"
+                )
+            if end_stream:
+                if awaiting:
+                    self._tunnel_local_ended = True
+                else:
+                    self._dangling = None
+            return
+        raise LocalProtocolError(f"stream {stream_id} is not sending a body")
+
+    def _stream_forgotten(self, stream_id: int) -> None:
+        if stream_id == self._dangling:
+            self._dangling = None

@@ -1,0 +1,399 @@
+"""Translation between hcore header blocks and HTTP/1.1 message heads.
+
+hcore applications speak in HTTP/2 terms on every version: a request is a
+header block led by ``:method``, ``:scheme``, ``:authority`` and ``:path``, a
+response one led by ``:status``.  HTTP/1.1 carries the same information in the
+request line, the ``Host`` field and the status line (RFC 9112 §3, §4).  The
+functions here convert both ways and decide how a body we send is framed, so
+that the protocol can refuse a bad call *before* h11 sees it (a failed
+``h11.Connection.send`` would leave h11 in its ERROR state).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import h11
+
+from hcore._errors import LocalProtocolError
+from hcore._types import Headers
+
+__all__ = (
+    "BadMessage",
+    "Framing",
+    "OutgoingBody",
+    "RequestPlan",
+    "fields_from_request",
+    "fields_from_response",
+    "plan_request",
+    "plan_response",
+    "plan_trailers",
+    "proposes_upgrade",
+)
+
+_Fields = list[tuple[bytes, bytes]]
+
+# RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+_ABSOLUTE_FORM = re.compile(rb"^([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)$", re.S)
+# RFC 9112 §3.2.3: authority-form = uri-host ":" port
+_AUTHORITY_FORM = re.compile(rb"^(\[[0-9A-Fa-f:.]+\]|[^\s/?#@\[\]:]+):[0-9]+$")
+_DIGITS = re.compile(rb"^[0-9]{1,19}$")
+_REQUEST_PSEUDO = (b":method", b":scheme", b":authority", b":path")
+# RFC 9110 §6.5.1: fields that frame or route a message cannot be trailers.
+_FORBIDDEN_TRAILERS = frozenset(
+    {b"content-length", b"transfer-encoding", b"host", b"connection", b"trailer"}
+)
+_METHODS_WITH_CONTENT = frozenset({b"POST", b"PUT", b"PATCH"})
+
+
+class BadMessage(Exception):
+    """A received message head cannot be expressed as an hcore header block."""
+
+
+class Framing(enum.Enum):
+    """How the body of a message we send is delimited (RFC 9112 §6)."""
+
+    #: ``Content-Length``; also used for bodies that must be empty.
+    LENGTH = "length"
+    #: ``Transfer-Encoding: chunked``; the only framing that carries trailers.
+    CHUNKED = "chunked"
+    #: Delimited by closing the connection (responses to HTTP/1.0 peers).
+    CLOSE = "close"
+
+
+@dataclass
+class OutgoingBody:
+    """The body this side is sending, checked before each piece reaches h11."""
+
+    framing: Framing
+    #: Bytes still owed under ``Content-Length`` framing.
+    remaining: int = 0
+    #: Whether the message was ended.
+    ended: bool = False
+
+    def check(self, size: int, end_stream: bool) -> None:
+        """Refuse a piece of body that h11 would refuse.
+
+        :raises LocalProtocolError: if the body already ended, or the piece
+            breaks the declared ``Content-Length``.
+        """
+        if self.ended:
+            raise LocalProtocolError("the stream has already ended on this side")
+        if self.framing is not Framing.LENGTH:
+            return
+        if size > self.remaining:
+            raise LocalProtocolError(
+                f"{size} bytes exceed the {self.remaining} left of Content-Length"
+            )
+        if end_stream and size != self.remaining:
+            raise LocalProtocolError(
+                f"stream ended {self.remaining - size} bytes short of Content-Length"
+            )
+
+    def consume(self, size: int, end_stream: bool) -> None:
+        """Account for a piece that was sent."""
+        if self.framing is Framing.LENGTH:
+            self.remaining -= size
+        if end_stream:
+            self.ended = True
+
+
+@dataclass
+class RequestPlan:
+    """What sending one request involves."""
+
+    #: The request head for h11.
+    request: h11.Request
+    #: How its body is framed; ``None`` when the request proposes a tunnel
+    #: (CONNECT, or Upgrade without content): its head is the whole request.
+    body: OutgoingBody | None
+
+
+def _lower(name: bytes) -> bytes:
+    return name.lower()
+
+
+def _split_pseudo(
+    headers: Headers, allowed: Sequence[bytes]
+) -> tuple[dict[bytes, bytes], _Fields]:
+    """Separate the pseudo-headers (RFC 9113 §8.3) from the regular fields.
+
+    :raises LocalProtocolError: on an unknown, repeated or misplaced
+        pseudo-header.
+    """
+    pseudo: dict[bytes, bytes] = {}
+    fields: _Fields = []
+    for name, value in headers:
+        if name.startswith(b":"):
+            if fields:
+                raise LocalProtocolError(f"pseudo-header {name!r} after regular fields")
+            if name not in allowed:
+                raise LocalProtocolError(f"pseudo-header {name!r} is not allowed here")
+            if name in pseudo:
+                raise LocalProtocolError(f"pseudo-header {name!r} repeated")
+            pseudo[name] = value
+        else:
+            fields.append((name, value))
+    return pseudo, fields
+
+
+def _values(fields: _Fields, name: bytes) -> list[bytes]:
+    return [value for field, value in fields if _lower(field) == name]
+
+
+def _framing_fields(fields: _Fields) -> tuple[int | None, bool]:
+    """Read the ``Content-Length`` and ``Transfer-Encoding`` we are to send.
+
+    Only what decides the framing is checked here; h11 checks the rest when
+    the event is built (one chunked coding, one length).
+
+    :raises LocalProtocolError: on a malformed length, or both fields.
+    """
+    lengths = {
+        item.strip()
+        for value in _values(fields, b"content-length")
+        for item in value.split(b",")
+    }
+    chunked = bool(_values(fields, b"transfer-encoding"))
+    if lengths and chunked:
+        # RFC 9112 §6.2: a sender MUST NOT send Content-Length with
+        # Transfer-Encoding.
+        raise LocalProtocolError("Content-Length and Transfer-Encoding together")
+    if not lengths:
+        return None, chunked
+    # RFC 9110 §8.6: Content-Length = 1*DIGIT, one value.
+    if len(lengths) != 1 or not _DIGITS.match(next(iter(lengths))):
+        raise LocalProtocolError(f"bad Content-Length {sorted(lengths)!r}")
+    return int(lengths.pop()), chunked
+
+
+def proposes_upgrade(fields: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether fields ask to switch protocols (RFC 9110 §7.8), as h11 reads them."""
+    return any(
+        part.strip()
+        for name, value in fields
+        if _lower(name) == b"upgrade"
+        for part in value.split(b",")
+    )
+
+
+@contextmanager
+def _h11_checks() -> Iterator[None]:
+    """Turn h11's complaint about an event it is asked to build into ours."""
+    try:
+        yield
+    except h11.LocalProtocolError as exc:
+        raise LocalProtocolError(str(exc)) from exc
+
+
+def plan_request(headers: Headers, end_stream: bool) -> RequestPlan:
+    """Turn a request header block into a request line, ``Host`` and framing.
+
+    ``:path`` is sent as the request target as it is, so an absolute URI
+    there produces the absolute form a forward proxy expects (RFC 9112
+    §3.2.2).  CONNECT sends ``:authority`` in authority form (RFC 9112
+    §3.2.3).  A request left open (``end_stream=False``) without
+    ``Content-Length`` is sent chunked, except CONNECT and Upgrade requests,
+    whose open side is kept for the tunnel.
+
+    :raises LocalProtocolError: if the block is not a valid request.
+    """
+    pseudo, fields = _split_pseudo(headers, _REQUEST_PSEUDO)
+    method = pseudo.get(b":method")
+    if not method:
+        raise LocalProtocolError("a request needs :method")
+    authority = pseudo.get(b":authority")
+    hosts = _values(fields, b"host")
+    if len(hosts) > 1:
+        raise LocalProtocolError("more than one Host field")
+    if authority is not None and hosts and hosts[0] != authority:
+        raise LocalProtocolError(":authority and Host differ")
+    if authority is None:
+        if not hosts:
+            # RFC 9112 §3.2: every HTTP/1.1 request carries Host.
+            raise LocalProtocolError("a request needs :authority or Host")
+        authority = hosts[0]
+    fields = [(b"host", authority)] + [
+        (name, value) for name, value in fields if _lower(name) != b"host"
+    ]
+    upgrade = proposes_upgrade(fields)
+    length, chunked = _framing_fields(fields)
+    if method == b"CONNECT":
+        # RFC 9113 §8.5: CONNECT has :authority only.
+        if b":scheme" in pseudo or b":path" in pseudo:
+            raise LocalProtocolError("CONNECT takes no :scheme or :path")
+        if length is not None or chunked:
+            raise LocalProtocolError("CONNECT requests carry no content")
+        target = authority
+    else:
+        path = pseudo.get(b":path")
+        if not pseudo.get(b":scheme") or not path:
+            raise LocalProtocolError("a request needs :scheme and :path")
+        target = path
+    tunnel = method == b"CONNECT" or (upgrade and length is None and not chunked)
+    body: OutgoingBody | None = None
+    if not tunnel:
+        if length is None and not chunked:
+            if end_stream:
+                if method in _METHODS_WITH_CONTENT:
+                    # RFC 9110 §8.6: say the content is empty.
+                    fields.append((b"content-length", b"0"))
+            else:
+                fields.append((b"transfer-encoding", b"chunked"))
+                chunked = True
+        if chunked:
+            body = OutgoingBody(Framing.CHUNKED)
+        else:
+            body = OutgoingBody(Framing.LENGTH, length or 0)
+    with _h11_checks():
+        request = h11.Request(method=method, target=target, headers=fields)
+    return RequestPlan(request, body)
+
+
+def _status(pseudo: dict[bytes, bytes]) -> int:
+    raw = pseudo.get(b":status")
+    if raw is None:
+        raise LocalProtocolError("a response needs :status")
+    if len(raw) != 3 or not raw.isdigit() or not b"100" <= raw <= b"599":
+        raise LocalProtocolError(f"bad :status {raw!r}")
+    return int(raw)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def plan_response(
+    headers: Headers,
+    end_stream: bool,
+    *,
+    request_method: bytes,
+    peer_version: bytes,
+    close: bool,
+) -> tuple[h11.InformationalResponse | h11.Response, OutgoingBody | None]:
+    """Turn a response header block into a status line and framing.
+
+    :param request_method: the method of the request being answered.
+    :param peer_version: the HTTP version of that request.
+    :param close: add ``Connection: close``.
+    :return: the h11 event, and the body framing (``None`` for 1xx).
+    :raises LocalProtocolError: if the block is not a valid response.
+    """
+    pseudo, fields = _split_pseudo(headers, (b":status",))
+    status = _status(pseudo)
+    reason = _reason(status)
+    if status < 200:
+        if end_stream and status != 101:
+            raise LocalProtocolError("an interim (1xx) response cannot end the stream")
+        with _h11_checks():
+            interim = h11.InformationalResponse(
+                status_code=status, headers=fields, reason=reason
+            )
+        return interim, None
+    if close and b"close" not in b",".join(_values(fields, b"connection")).lower():
+        fields.append((b"connection", b"close"))
+    length, chunked = _framing_fields(fields)
+    if request_method == b"CONNECT" and status < 300:
+        # RFC 9110 §9.3.6: no Content-Length or Transfer-Encoding in a 2xx
+        # to CONNECT; the tunnel starts right after the head.
+        if length is not None or chunked:
+            raise LocalProtocolError("a 2xx to CONNECT carries no framing fields")
+        body = OutgoingBody(Framing.LENGTH, 0)
+    elif status in (204, 304) or request_method == b"HEAD":
+        # RFC 9110 §6.4.1: these responses never have content.
+        body = OutgoingBody(Framing.LENGTH, 0)
+    elif length is not None:
+        body = OutgoingBody(Framing.LENGTH, length)
+    elif end_stream and not chunked:
+        fields.append((b"content-length", b"0"))
+        body = OutgoingBody(Framing.LENGTH, 0)
+    elif peer_version < b"1.1":
+        # RFC 9112 §6.3: an HTTP/1.0 peer gets a close-delimited body (h11
+        # drops any Transfer-Encoding for it).
+        body = OutgoingBody(Framing.CLOSE)
+    else:
+        body = OutgoingBody(Framing.CHUNKED)
+    with _h11_checks():
+        response = h11.Response(status_code=status, headers=fields, reason=reason)
+    return response, body
+
+
+def plan_trailers(headers: Headers, body: OutgoingBody) -> h11.EndOfMessage:
+    """Check a trailer block and wrap it for h11.
+
+    :raises LocalProtocolError: if the body cannot carry trailers or the
+        block is malformed.
+    """
+    body.check(0, True)
+    if body.framing is not Framing.CHUNKED:
+        raise LocalProtocolError("trailers need a chunked body")
+    _, fields = _split_pseudo(headers, ())
+    for name, _ in fields:
+        if _lower(name) in _FORBIDDEN_TRAILERS:
+            raise LocalProtocolError(f"{name!r} cannot be a trailer field")
+    with _h11_checks():
+        return h11.EndOfMessage(headers=fields)
+
+
+def fields_from_request(
+    request: h11.Request, scheme: bytes
+) -> tuple[tuple[bytes, bytes], ...]:
+    """Express a received request head as an hcore header block.
+
+    The request target gives ``:path`` (origin or asterisk form), all three
+    of ``:scheme``, ``:authority`` and ``:path`` (absolute form, whose
+    authority wins over ``Host``, RFC 9112 §3.2.2) or ``:authority`` alone
+    (CONNECT).  Otherwise ``:authority`` comes from ``Host``, and is left out
+    for an HTTP/1.0 request without one.
+
+    :param scheme: ``:scheme`` for origin-form targets.
+    :raises BadMessage: if the target does not fit the method.
+    """
+    method, target = request.method, request.target
+    fields = [(name, value) for name, value in request.headers if name != b"host"]
+    hosts = [value for name, value in request.headers if name == b"host"]
+    pseudo: _Fields = [(b":method", method)]
+    if method == b"CONNECT":
+        if not _AUTHORITY_FORM.match(target):
+            raise BadMessage(f"CONNECT needs a host:port target, not {target!r}")
+        pseudo.append((b":authority", target))
+        return (*pseudo, *fields)
+    absolute = _ABSOLUTE_FORM.match(target)
+    if absolute is not None:
+        scheme, authority, path = absolute.groups()
+        if not authority:
+            raise BadMessage(f"no authority in {target!r}")
+        scheme = scheme.lower()
+        if not path.startswith(b"/"):
+            path = b"/" + path
+        hosts = [authority]
+    elif target == b"*":
+        # RFC 9112 §3.2.4: the asterisk form is for OPTIONS only.
+        if method != b"OPTIONS":
+            raise BadMessage(f"{method!r} cannot target '*'")
+        path = target
+    elif target.startswith(b"/"):
+        path = target
+    else:
+        raise BadMessage(f"bad request target {target!r}")
+    pseudo.append((b":scheme", scheme))
+    if hosts:
+        pseudo.append((b":authority", hosts[0]))
+    pseudo.append((b":path", path))
+    return (*pseudo, *fields)
+
+
+def fields_from_response(
+    response: h11.Response | h11.InformationalResponse,
+) -> tuple[tuple[bytes, bytes], ...]:
+    """Express a received status line and fields as an hcore header block."""
+    status = b"%d" % response.status_code
+    return ((b":status", status), *((name, value) for name, value in response.headers))

@@ -1,0 +1,220 @@
+"""The server side of HTTP/1.1 on h11."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import h11
+
+from hcore._errors import LocalProtocolError
+from hcore._types import Headers
+from hcore.events import HeadersReceived
+from hcore.protocols.http1._headers import (
+    BadMessage,
+    fields_from_request,
+    plan_response,
+    proposes_upgrade,
+)
+from hcore.protocols.http1._limits import (
+    DEFAULT_MAX_HEADER_COUNT,
+    DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_MAX_PIPELINED_SIZE,
+)
+from hcore.protocols.http1._protocol import H11Protocol, _Phase
+
+__all__ = ("H11ServerProtocol",)
+
+
+class H11ServerProtocol(H11Protocol):
+    """The server end of an HTTP/1.1 connection.
+
+    Each request arrives as :class:`~hcore.events.HeadersReceived` on the
+    next stream id (1, 3, 5, ...) with ``:method``, ``:scheme``,
+    ``:authority`` (from ``Host``, or from an absolute-form target) and
+    ``:path`` first; a CONNECT request has ``:method`` and ``:authority``
+    only.  Requests pipelined by the client wait in h11's buffer, at most
+    ``max_pipelined_size`` bytes, and are handed out one by one as responses
+    complete.  When that bound is passed the server stops reading, ends the
+    current exchange with ``Connection: close`` and then the connection,
+    with :class:`~hcore.events.ConnectionTerminated` ``error_code=429``.
+
+    A request that cannot be parsed is answered with 400 (431 when the head
+    is too large or has too many fields, 501 for an unknown
+    ``Transfer-Encoding``) and ``Connection: close``, and the connection
+    ends with that status as the error code.  HTTP/1.0 clients get one
+    exchange per connection (h11 does not keep HTTP/1.0 connections alive)
+    and close-delimited bodies when no ``Content-Length`` is given.
+
+    :param scheme: ``:scheme`` of received requests (``"https"`` over TLS).
+    :param max_header_size: largest request head accepted, in bytes.
+    :param max_header_count: most fields accepted in a head or trailers.
+    :param max_pipelined_size: most bytes held that the client sent ahead of
+        the current exchange.
+    """
+
+    def __init__(
+        self,
+        *,
+        scheme: str = "http",
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+        max_pipelined_size: int = DEFAULT_MAX_PIPELINED_SIZE,
+    ) -> None:
+        super().__init__(
+            client=False,
+            max_header_size=max_header_size,
+            max_header_count=max_header_count,
+            max_pipelined_size=max_pipelined_size,
+        )
+        self._scheme = scheme.encode("ascii")
+        self._request_seen = False
+        self._request_method = b""
+        self._request_upgrade = False
+        self._peer_version = b"1.1"
+        #: The request proposed a switch and ended; whether it ended for good
+        #: depends on the answer.
+        self._end_deferred = False
+
+    def is_available(self) -> bool:
+        """Always false: an HTTP/1.1 server does not open streams."""
+        return False
+
+    def get_available_stream_id(self) -> int:
+        """Refuse: streams are opened by the client.
+
+        :raises LocalProtocolError: always.
+        """
+        raise LocalProtocolError("an HTTP/1.1 server does not open streams")
+
+    def submit_headers(
+        self, stream_id: int, headers: Headers, end_stream: bool = False
+    ) -> None:
+        """Send an interim (1xx) or final response, or trailers.
+
+        A 101 may answer a complete ``Upgrade`` request and a 2xx a CONNECT;
+        the stream then carries raw bytes both ways.  Without
+        ``Content-Length`` a final response is sent chunked (close-delimited
+        to an HTTP/1.0 client), or with ``Content-Length: 0`` when it ends
+        here.
+
+        :raises LocalProtocolError: if ``stream_id`` has no request waiting
+            for this block, or the block is malformed.
+        """
+        self._check_usable()
+        if (
+            self._phase is not _Phase.HTTP
+            or stream_id != self._stream_id
+            or not self._request_seen
+        ):
+            raise LocalProtocolError(f"stream {stream_id} cannot send headers now")
+        if self._sending is not None:
+            self._submit_trailers(self._sending, headers, end_stream)
+            return
+        response, body = plan_response(
+            headers,
+            end_stream,
+            request_method=self._request_method,
+            peer_version=self._peer_version,
+            close=self._closing,
+        )
+        # h11's MIGHT_SWITCH_PROTOCOL: the request proposed a switch and ended.
+        switching = self._end_deferred and (
+            (response.status_code == 101 and self._request_upgrade)
+            or (
+                self._request_method == b"CONNECT" and 200 <= response.status_code < 300
+            )
+        )
+        if response.status_code == 101 and not switching:
+            raise LocalProtocolError("101 answers only a complete Upgrade request")
+        if self._request_method == b"CONNECT" and response.status_code // 100 == 2:
+            if not switching:
+                raise LocalProtocolError("the CONNECT request is not complete yet")
+        if body is not None:
+            body.check(0, end_stream and not switching)
+        self._send(response)
+        if switching:
+            # RFC 9110 §7.8, §9.3.6: the connection now carries the tunnel.
+            self._tunnel_local_ended = end_stream
+            self._receive()
+            return
+        if body is None:
+            return
+        self._sending = body
+        if self._end_deferred:
+            # The switch was refused: the request really is complete.
+            self._end_deferred = False
+            self._emit_end()
+        if end_stream:
+            self._send(h11.EndOfMessage())
+            body.consume(0, True)
+            if self._after_step():
+                self._receive()
+
+    # -- role-specific parts ---------------------------------------------------
+
+    def _exchange_open(self) -> bool:
+        return self._phase is _Phase.TUNNEL or self._request_seen
+
+    def _exchange_states(self) -> tuple[object, object]:
+        return self._h11.our_state, self._h11.their_state
+
+    def _may_parse(self) -> bool:
+        return True
+
+    def _received_head(self, event: h11.Event) -> None:
+        assert isinstance(event, h11.Request)
+        fields = list(event.headers)
+        complaint = self._limits.check(
+            len(event.method) + len(event.target) + 11, fields
+        )
+        if complaint is not None:
+            self._receive_failed(431, complaint)
+            return
+        try:
+            block = fields_from_request(event, self._scheme)
+        except BadMessage as exc:
+            self._receive_failed(400, str(exc))
+            return
+        self._request_seen = True
+        self._request_method = event.method
+        self._request_upgrade = proposes_upgrade(fields)
+        self._peer_version = event.http_version
+        self._emit(HeadersReceived(self._stream_id, block))
+
+    def _receive_failed(self, code: int, message: str) -> None:
+        if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            # RFC 9112 §3, §5: answer what cannot be parsed, then close, as
+            # the rest of the stream cannot be trusted.
+            reason = HTTPStatus(code).phrase.encode("ascii")
+            body = b"%d %s\n" % (code, reason)
+            fields = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
+            ]
+            self._send(h11.Response(status_code=code, headers=fields, reason=reason))
+            self._send(h11.Data(data=body))
+            self._send(h11.EndOfMessage())
+        self._terminate(code, message)
+
+    def _message_ended(self) -> None:
+        if self._request_method == b"CONNECT" or self._request_upgrade:
+            # RFC 9110 §9.3.6: a CONNECT (or Upgrade) request's side stays
+            # open for the tunnel unless the answer refuses it.
+            self._end_deferred = True
+        else:
+            self._emit_end()
+
+    def _new_cycle(self) -> None:
+        self._request_seen = False
+        self._request_method = b""
+        self._request_upgrade = False
+        self._end_deferred = False
+        self._tunnel_local_ended = False
+
+    def _data_without_body(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        if stream_id == self._stream_id and self._request_seen:
+            raise LocalProtocolError(
+                f"stream {stream_id}: send the response headers before data"
+            )
+        raise LocalProtocolError(f"stream {stream_id} has no request to answer")

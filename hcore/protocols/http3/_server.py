@@ -1,0 +1,171 @@
+"""The server side of HTTP/3 over aioquic."""
+
+from __future__ import annotations
+
+from aioquic.h3.connection import ErrorCode, H3Connection
+from aioquic.quic import events as quic_events
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.packet import QuicErrorCode, QuicFrameType
+from aioquic.tls import SessionTicket
+
+from hcore._errors import LocalProtocolError
+from hcore._tls import ServerTLSConfig
+from hcore._types import Datagram
+from hcore.protocols.http3._limits import Limits
+from hcore.protocols.http3._protocol import AioquicProtocol
+from hcore.protocols.http3._quic import FlowControlledQuicConnection, peer_certificate
+from hcore.protocols.http3._routing import parse_datagram_route
+from hcore.protocols.http3._streams import (
+    ReceiveState,
+    SendState,
+    Stream,
+    from_quic_id,
+)
+from hcore.protocols.http3._tls import (
+    SessionTicketStore,
+    check_client_certificate,
+)
+
+__all__ = ("AioquicServerProtocol",)
+
+
+class AioquicServerProtocol(AioquicProtocol):
+    """An HTTP/3 server connection, started by the client's first Initial.
+
+    Made by :class:`~hcore.protocols.http3.HTTP3ServerFactory` before any
+    datagram arrived.  The aioquic connection is created from the first
+    datagram that is an Initial packet of a supported version (its
+    destination connection id is the original one, RFC 9000 §7.3); anything
+    else before it is dropped.
+    """
+
+    _is_client = False
+
+    def __init__(
+        self,
+        *,
+        configuration: QuicConfiguration,
+        tls_config: ServerTLSConfig,
+        limits: Limits,
+        ticket_store: SessionTicketStore | None = None,
+    ) -> None:
+        """Make a server protocol (the factory does, from a TLS config).
+
+        :param configuration: the QUIC configuration.
+        :param tls_config: the TLS settings, for checking client certificates.
+        :param limits: the factory's tunables.
+        :param ticket_store: where issued session tickets are kept for
+            resumption; ``None`` issues none.
+        """
+        super().__init__(limits=limits)
+        self._configuration = configuration
+        self._tls_config = tls_config
+        self._ticket_store = ticket_store
+        self._original_cid = b""
+        # The highest request stream seen, for the GOAWAY we may send.
+        self._highest_request: int | None = None
+
+    def is_available(self) -> bool:
+        """Always false: HTTP/3 servers do not open request streams."""
+        return False
+
+    def get_available_stream_id(self) -> int:
+        """Servers open no streams.
+
+        :raises LocalProtocolError: always.
+        """
+        raise LocalProtocolError("an HTTP/3 server does not open streams")
+
+    def datagram_received(self, datagram: Datagram) -> None:
+        """Feed a datagram; the first Initial of a supported version starts it.
+
+        :raises LocalProtocolError: if ``clock()`` was never called.
+        """
+        if self._h3 is None and self._now is not None and not self._terminated:
+            self._accept(bytes(datagram.data))
+        super().datagram_received(datagram)
+
+    def _open_stream(
+        self, quic_id: int, block: list[tuple[bytes, bytes]], end_stream: bool
+    ) -> None:
+        raise LocalProtocolError(
+            f"stream {from_quic_id(quic_id)} has no request to answer"
+        )
+
+    def _accept(self, data: bytes) -> None:
+        limits = self._limits
+        route = parse_datagram_route(
+            data, limits.connection_id_length, limits.supported_versions
+        )
+        if not route.is_initial:
+            return
+        store = self._ticket_store
+        quic = FlowControlledQuicConnection(
+            configuration=self._configuration,
+            receive_window=limits.stream_receive_window,
+            held_bytes=self._held_bytes,
+            request_client_certificate=self._tls_config.require_client_certificate,
+            original_destination_connection_id=route.destination_connection_id,
+            session_ticket_fetcher=self._fetch_ticket if store is not None else None,
+            session_ticket_handler=self._keep_ticket if store is not None else None,
+        )
+        self._quic = quic
+        self._original_cid = route.destination_connection_id
+        self._connection_ids[route.destination_connection_id] = None
+        self._connection_ids[quic.host_cid] = None
+        self._control_stream_id = quic.get_next_available_stream_id(
+            is_unidirectional=True
+        )
+        self._h3 = H3Connection(quic)
+
+    def _on_handshake(self, event: quic_events.HandshakeCompleted) -> None:
+        super()._on_handshake(event)
+        # The client has our connection ids now (RFC 9000 §7.2).
+        self._connection_ids.pop(self._original_cid, None)
+        if self._tls_config.require_client_certificate:
+            assert self._quic is not None
+            certificate, chain = peer_certificate(self._quic)
+            refusal = check_client_certificate(self._tls_config, certificate, chain)
+            if refusal is not None:
+                alert, reason = refusal
+                # RFC 9001 §4.8: a TLS alert closes QUIC with 0x100 + alert.
+                self._close_quic(
+                    QuicErrorCode.CRYPTO_ERROR + alert, reason, QuicFrameType.CRYPTO
+                )
+
+    def _on_request(self, quic_id: int, ended: bool) -> Stream | None:
+        if self._goaway_sent is not None and quic_id >= self._goaway_sent:
+            # RFC 9114 §5.2: requests at or above our GOAWAY are refused
+            # unprocessed, so the client may retry them elsewhere.
+            self._abandon(quic_id, ErrorCode.H3_REQUEST_REJECTED, receiving=not ended)
+            return None
+        if self._highest_request is None or quic_id > self._highest_request:
+            self._highest_request = quic_id
+        stream = Stream(quic_id, SendState.IDLE, ReceiveState.HEADERS)
+        self._streams[quic_id] = stream
+        return stream
+
+    def _goaway_identifier(self) -> int:
+        # RFC 9114 §5.2: the first request stream we will not process.
+        if self._highest_request is None:
+            return 0
+        return self._highest_request + 4
+
+    def _on_goaway(self, identifier: int) -> None:
+        previous = self._goaway_received
+        if previous is not None and identifier > previous:
+            self._close_quic(ErrorCode.H3_ID_ERROR, "GOAWAY push id increased")
+            return
+        self._goaway_received = identifier
+        if previous is None:
+            # The client is shutting down.  Its GOAWAY carries a push id, and
+            # a server opens no streams the client could have processed.
+            self._emit_goaway(0, [])
+
+    def _fetch_ticket(self, label: bytes) -> SessionTicket | None:
+        assert self._ticket_store is not None
+        return self._ticket_store._take(label)
+
+    def _keep_ticket(self, ticket: SessionTicket) -> None:
+        assert self._ticket_store is not None
+        self._ticket_store._add(ticket.ticket, ticket)
