@@ -35,6 +35,7 @@ __all__ = (
 #: A stream of datagrams, each with the peer's address (source when
 #: received, destination when sent).
 DatagramStream: TypeAlias = UnreliableObjectStream[Datagram]
+DatagramStream.__doc__ = "Datagrams with their peer's address, as an AnyIO stream."
 
 
 class QUICStream(UnreliableObjectStream[Datagram]):

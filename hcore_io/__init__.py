@@ -1,0 +1,52 @@
+"""hcore_io: the I/O layer that pairs hcore's sans-IO protocols with networking.
+
+:mod:`hcore_io.networking` opens and accepts connections (real sockets or
+in-process pipes); the exceptions below are what the I/O layer raises in
+place of ``OSError``, ``ssl.SSLError`` and AnyIO's errors.
+"""
+
+from hcore_io._exceptions import ConnectError as ConnectError
+from hcore_io._exceptions import ConnectionClosed as ConnectionClosed
+from hcore_io._exceptions import ConnectTimeout as ConnectTimeout
+from hcore_io._exceptions import NetworkError as NetworkError
+from hcore_io._exceptions import PoolTimeout as PoolTimeout
+from hcore_io._exceptions import ReadError as ReadError
+from hcore_io._exceptions import ReadTimeout as ReadTimeout
+from hcore_io._exceptions import TimeoutError as TimeoutError
+from hcore_io._exceptions import WriteError as WriteError
+from hcore_io._exceptions import WriteTimeout as WriteTimeout
+from hcore_io.networking import ByteStream as ByteStream
+from hcore_io.networking import ClientNetworking as ClientNetworking
+from hcore_io.networking import DatagramStream as DatagramStream
+from hcore_io.networking import MemoryNetworking as MemoryNetworking
+from hcore_io.networking import QUICServerNetworking as QUICServerNetworking
+from hcore_io.networking import QUICStream as QUICStream
+from hcore_io.networking import ServerNetworking as ServerNetworking
+from hcore_io.networking import SystemNetworking as SystemNetworking
+from hcore_io.networking import TCPClientNetworking as TCPClientNetworking
+from hcore_io.networking import TCPServerNetworking as TCPServerNetworking
+from hcore_io.networking import UDPClientNetworking as UDPClientNetworking
+
+__all__ = (
+    "ByteStream",
+    "ClientNetworking",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "DatagramStream",
+    "MemoryNetworking",
+    "NetworkError",
+    "PoolTimeout",
+    "QUICServerNetworking",
+    "QUICStream",
+    "ReadError",
+    "ReadTimeout",
+    "ServerNetworking",
+    "SystemNetworking",
+    "TCPClientNetworking",
+    "TCPServerNetworking",
+    "TimeoutError",
+    "UDPClientNetworking",
+    "WriteError",
+    "WriteTimeout",
+)

@@ -1,0 +1,211 @@
+"""TLS for the system backend: ``ssl.SSLContext`` objects and TLS streams.
+
+:class:`hcore.ClientTLSConfig` and :class:`hcore.ServerTLSConfig` are frozen
+data; the contexts made from them are cached (per configuration and ALPN
+list), since loading a trust store takes milliseconds and a client opens
+many connections with the same settings.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import anyio
+from anyio.abc import ByteStream
+from anyio.streams.tls import TLSStream
+
+from hcore import ClientTLSConfig, ServerTLSConfig
+
+__all__ = (
+    "SSLContextCache",
+    "TLSByteStream",
+    "client_ssl_context",
+    "server_ssl_context",
+)
+
+_TLS_VERSIONS = {
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _tls_version(name: str) -> ssl.TLSVersion:
+    try:
+        return _TLS_VERSIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown TLS version {name!r}; use one of {sorted(_TLS_VERSIONS)}"
+        ) from None
+
+
+def _apply_common(
+    context: ssl.SSLContext,
+    ciphers: str | None,
+    minimum_version: str | None,
+    alpn_protocols: Sequence[str],
+) -> None:
+    if minimum_version is not None:
+        context.minimum_version = _tls_version(minimum_version)
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
+    if alpn_protocols:
+        # RFC 7301 §3.1: ids in preference order.
+        context.set_alpn_protocols(list(alpn_protocols))
+
+
+def client_ssl_context(
+    config: ClientTLSConfig, alpn_protocols: Sequence[str] = ()
+) -> ssl.SSLContext:
+    """Build a client context: verification, client certificate, ALPN.
+
+    With no ``cafile``, ``capath`` or ``cadata`` the system's trust store is
+    loaded; ``insecure`` turns certificate and host name checks off.
+
+    :param config: the client's TLS settings.
+    :param alpn_protocols: ALPN ids to offer, most preferred first.
+    :return: a new context.
+    :raises ValueError: ``minimum_version`` names no TLS version we know.
+    :raises OSError: a certificate or key file cannot be read.
+    :raises ssl.SSLError: a certificate, key or cipher string is invalid.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if config.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif config.cafile or config.capath or config.cadata:
+        context.load_verify_locations(
+            cafile=config.cafile, capath=config.capath, cadata=config.cadata
+        )
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if config.certfile is not None:
+        context.load_cert_chain(
+            config.certfile, keyfile=config.keyfile, password=config.keypassword
+        )
+    _apply_common(context, config.ciphers, config.minimum_version, alpn_protocols)
+    return context
+
+
+def server_ssl_context(
+    config: ServerTLSConfig, alpn_protocols: Sequence[str] = ()
+) -> ssl.SSLContext:
+    """Build a server context: certificate, client verification, ALPN.
+
+    Client certificates are asked for when CA certificates are given, and
+    required when ``require_client_certificate`` is set.
+
+    :param config: the server's TLS settings.
+    :param alpn_protocols: ALPN ids to accept, most preferred first (the
+        server's order decides).
+    :return: a new context.
+    :raises ValueError: no certificate, or an unknown ``minimum_version``.
+    :raises OSError: a certificate or key file cannot be read.
+    :raises ssl.SSLError: a certificate, key or cipher string is invalid.
+    """
+    if config.certfile is None:
+        raise ValueError("a TLS server needs ServerTLSConfig.certfile")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(
+        config.certfile, keyfile=config.keyfile, password=config.keypassword
+    )
+    if config.cafile or config.cadata:
+        context.load_verify_locations(cafile=config.cafile, cadata=config.cadata)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    if config.require_client_certificate:
+        context.verify_mode = ssl.CERT_REQUIRED
+    _apply_common(context, config.ciphers, config.minimum_version, alpn_protocols)
+    return context
+
+
+class SSLContextCache:
+    """A small LRU cache of client contexts, keyed by settings and ALPN ids.
+
+    :param size: contexts kept.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._contexts: OrderedDict[
+            tuple[ClientTLSConfig, tuple[str, ...]], ssl.SSLContext
+        ] = OrderedDict()
+
+    def get(
+        self, config: ClientTLSConfig, alpn_protocols: Sequence[str]
+    ) -> ssl.SSLContext | None:
+        """Return the cached context for these settings, if there is one."""
+        key = (config, tuple(alpn_protocols))
+        context = self._contexts.get(key)
+        if context is not None:
+            self._contexts.move_to_end(key)
+        return context
+
+    def put(
+        self,
+        config: ClientTLSConfig,
+        alpn_protocols: Sequence[str],
+        context: ssl.SSLContext,
+    ) -> None:
+        """Remember a context, forgetting the least recently used beyond the size."""
+        self._contexts[(config, tuple(alpn_protocols))] = context
+        if len(self._contexts) > self._size:
+            self._contexts.popitem(last=False)
+
+
+class TLSByteStream(ByteStream):
+    """An AnyIO ``TLSStream`` whose TLS failures read as a broken stream.
+
+    AnyIO lets ``ssl.SSLError`` (a bad record, an alert arriving after the
+    handshake) escape ``receive`` and ``send``, and raises
+    :exc:`anyio.EndOfStream` from ``send`` once the peer has closed; here
+    both become :exc:`anyio.BrokenResourceError`, so callers handle every
+    stream the same way.  Everything else is the wrapped
+    stream's: its attributes (``TLSAttribute.*``, ``SocketAttribute.*``),
+    :exc:`anyio.EndOfStream`, and ``send_eof`` raising
+    ``NotImplementedError`` (TLS streams cannot half-close in AnyIO).
+
+    :param stream: the stream after its handshake.
+    """
+
+    def __init__(self, stream: TLSStream) -> None:
+        self._stream = stream
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Receive decrypted bytes.
+
+        :raises anyio.EndOfStream: the peer closed the connection.
+        :raises anyio.BrokenResourceError: the connection or TLS failed.
+        """
+        try:
+            return await self._stream.receive(max_bytes)
+        except ssl.SSLError as exc:
+            raise anyio.BrokenResourceError(f"TLS failed: {exc}") from exc
+
+    async def send(self, item: bytes) -> None:
+        """Encrypt and send bytes.
+
+        :raises anyio.BrokenResourceError: the connection or TLS failed.
+        """
+        try:
+            await self._stream.send(item)
+        except (ssl.SSLError, anyio.EndOfStream) as exc:
+            # AnyIO raises EndOfStream from a send once the peer has closed.
+            raise anyio.BrokenResourceError(f"TLS failed: {exc!r}") from exc
+
+    async def send_eof(self) -> None:
+        """Not supported over TLS (AnyIO's ``TLSStream`` cannot half-close).
+
+        :raises NotImplementedError: always.
+        """
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the connection (no ``close_notify`` exchange is awaited)."""
+        await self._stream.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """The TLS and socket attributes of the wrapped stream."""
+        return self._stream.extra_attributes

@@ -1,0 +1,58 @@
+"""Fixtures shared by the I/O layer tests: event loop backends and certificates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trustme
+
+from hcore import ClientTLSConfig, ServerTLSConfig
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run every ``pytest.mark.anyio`` test on asyncio and on Trio."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    """A throwaway certificate authority."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for the PEM files of the certificate fixtures."""
+    return tmp_path_factory.mktemp("tls")
+
+
+@pytest.fixture(scope="session")
+def server_tls_config(tls_ca: trustme.CA, tls_dir: Path) -> ServerTLSConfig:
+    """A server certificate for localhost, 127.0.0.1 and ::1, issued by ``tls_ca``."""
+    cert = tls_ca.issue_cert("localhost", "127.0.0.1", "::1")
+    path = tls_dir / "server.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(path))
+    return ServerTLSConfig(certfile=str(path))
+
+
+@pytest.fixture(scope="session")
+def client_tls_config(tls_ca: trustme.CA, tls_dir: Path) -> ClientTLSConfig:
+    """A client configuration trusting ``tls_ca`` (and nothing else)."""
+    path = tls_dir / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return ClientTLSConfig(cafile=str(path))
+
+
+@pytest.fixture(scope="session")
+def client_cert_paths(tls_ca: trustme.CA, tls_dir: Path) -> tuple[str, str]:
+    """A client certificate issued by ``tls_ca``: (certificate chain, key) files."""
+    cert = tls_ca.issue_cert("client@example.com")
+    cert_path = tls_dir / "client-cert.pem"
+    key_path = tls_dir / "client-key.pem"
+    for blob in cert.cert_chain_pems:
+        blob.write_to_path(str(cert_path), append=True)
+    cert.private_key_pem.write_to_path(str(key_path))
+    return str(cert_path), str(key_path)
