@@ -1,8 +1,9 @@
 """hcore_io: the I/O layer that pairs hcore's sans-IO protocols with networking.
 
 :mod:`hcore_io.networking` opens and accepts connections (real sockets or
-in-process pipes); the exceptions below are what the I/O layer raises in
-place of ``OSError``, ``ssl.SSLError`` and AnyIO's errors.
+in-process pipes); :mod:`hcore_io.connections` runs HTTP over them
+(connections, openers, listeners); the exceptions below are what the I/O
+layer raises in place of ``OSError``, ``ssl.SSLError`` and AnyIO's errors.
 """
 
 from hcore_io._exceptions import ConnectError as ConnectError
@@ -15,9 +16,21 @@ from hcore_io._exceptions import ReadTimeout as ReadTimeout
 from hcore_io._exceptions import TimeoutError as TimeoutError
 from hcore_io._exceptions import WriteError as WriteError
 from hcore_io._exceptions import WriteTimeout as WriteTimeout
+from hcore_io.connections import HTTPConnection as HTTPConnection
+from hcore_io.connections import HTTPListener as HTTPListener
+from hcore_io.connections import HTTPMultiListener as HTTPMultiListener
+from hcore_io.connections import HTTPOpener as HTTPOpener
+from hcore_io.connections import HTTPOverQUICListener as HTTPOverQUICListener
+from hcore_io.connections import HTTPOverQUICOpener as HTTPOverQUICOpener
+from hcore_io.connections import HTTPOverTCPListener as HTTPOverTCPListener
+from hcore_io.connections import HTTPOverTCPOpener as HTTPOverTCPOpener
+from hcore_io.connections import HTTPStream as HTTPStream
+from hcore_io.connections import PriorKnowledgeHTTPFactory as PriorKnowledgeHTTPFactory
+from hcore_io.connections import StreamReset as StreamReset
 from hcore_io.networking import ByteStream as ByteStream
 from hcore_io.networking import ClientNetworking as ClientNetworking
 from hcore_io.networking import DatagramStream as DatagramStream
+from hcore_io.networking import EpollNetworking as EpollNetworking
 from hcore_io.networking import MemoryNetworking as MemoryNetworking
 from hcore_io.networking import QUICServerNetworking as QUICServerNetworking
 from hcore_io.networking import QUICStream as QUICStream
@@ -34,14 +47,26 @@ __all__ = (
     "ConnectTimeout",
     "ConnectionClosed",
     "DatagramStream",
+    "EpollNetworking",
+    "HTTPConnection",
+    "HTTPListener",
+    "HTTPMultiListener",
+    "HTTPOpener",
+    "HTTPOverQUICListener",
+    "HTTPOverQUICOpener",
+    "HTTPOverTCPListener",
+    "HTTPOverTCPOpener",
+    "HTTPStream",
     "MemoryNetworking",
     "NetworkError",
     "PoolTimeout",
+    "PriorKnowledgeHTTPFactory",
     "QUICServerNetworking",
     "QUICStream",
     "ReadError",
     "ReadTimeout",
     "ServerNetworking",
+    "StreamReset",
     "SystemNetworking",
     "TCPClientNetworking",
     "TCPServerNetworking",

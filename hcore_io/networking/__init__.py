@@ -2,13 +2,15 @@
 
 The interfaces (:class:`ClientNetworking`, :class:`ServerNetworking` and
 their parts) say what a backend offers; :class:`SystemNetworking` uses the
-operating system's sockets through AnyIO, :class:`MemoryNetworking` runs in
-process for tests and examples.  Every stream is an AnyIO stream and keeps
+operating system's sockets through AnyIO, :class:`EpollNetworking` drives
+raw sockets with one epoll per event loop (Linux), :class:`MemoryNetworking`
+runs in process for tests and examples.  Every stream is an AnyIO stream and keeps
 AnyIO's semantics (``anyio.EndOfStream`` at end of stream,
 ``anyio.BrokenResourceError`` when the peer is gone); connecting and
 listening raise :mod:`hcore_io`'s own errors.
 """
 
+from hcore_io.networking._epoll import EpollNetworking as EpollNetworking
 from hcore_io.networking._interfaces import ByteStream as ByteStream
 from hcore_io.networking._interfaces import ClientNetworking as ClientNetworking
 from hcore_io.networking._interfaces import DatagramStream as DatagramStream
@@ -33,6 +35,7 @@ __all__ = (
     "ByteStream",
     "ClientNetworking",
     "DatagramStream",
+    "EpollNetworking",
     "MemoryNetworking",
     "QUICServerNetworking",
     "QUICStream",

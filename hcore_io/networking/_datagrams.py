@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from abc import abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -22,7 +23,13 @@ from anyio.abc import SocketAttribute, UDPSocket, UnreliableObjectStream
 
 from hcore import Address, Datagram
 
-__all__ = ("PeerDatagramStream", "UDPSocketStream", "normalize_address")
+__all__ = (
+    "BatchDatagramStream",
+    "PeerDatagramStream",
+    "UDPSocketStream",
+    "normalize_address",
+    "receive_datagrams",
+)
 
 _logger = logging.getLogger("hcore_io.networking")
 
@@ -40,6 +47,37 @@ def normalize_address(address: tuple[Any, ...]) -> Address:
     if len(address) == 4 and address[3] and "%" not in host:
         host = f"{host}%{address[3]}"
     return host, port
+
+
+class BatchDatagramStream(UnreliableObjectStream[Datagram]):
+    """A datagram socket that hands over every datagram one wake-up brought.
+
+    A QUIC listener reads its socket through :func:`receive_datagrams`, so a
+    backend that drains its socket in one go (the epoll one) passes the whole
+    batch on without a task switch per datagram.
+    """
+
+    @abstractmethod
+    async def receive_batch(self) -> Sequence[Datagram]:
+        """Wait for datagrams and take all that are ready.
+
+        :return: one datagram or more, in arrival order.
+        :raises anyio.ClosedResourceError: the socket is closed.
+        """
+        raise NotImplementedError
+
+
+async def receive_datagrams(
+    stream: UnreliableObjectStream[Datagram],
+) -> Sequence[Datagram]:
+    """Receive the next datagrams: a batch if the stream offers one.
+
+    :param stream: a datagram socket.
+    :return: one datagram or more.
+    """
+    if isinstance(stream, BatchDatagramStream):
+        return await stream.receive_batch()
+    return (await stream.receive(),)
 
 
 class UDPSocketStream(UnreliableObjectStream[Datagram]):

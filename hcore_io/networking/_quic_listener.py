@@ -1,10 +1,11 @@
 """A QUIC listener: one datagram socket, one :class:`QUICStream` per connection.
 
 Theory of operation: :meth:`QUICListener.serve` is the only reader of the
-socket.  For each datagram it reads the first packet's destination
-connection id (RFC 9000 §5.2) with
-:func:`hcore.protocols.http3.parse_datagram_route` and looks it up in the
-routing table:
+socket (taking whole batches where the socket offers them, see
+:func:`~hcore_io.networking._datagrams.receive_datagrams`).  For each
+datagram it reads the first packet's destination connection id (RFC 9000
+§5.2) with :func:`hcore.protocols.http3.parse_datagram_route` and looks it
+up in the routing table:
 
 - a known id: the datagram is queued on that connection's stream (dropped
   if the queue is full, as UDP may);
@@ -43,6 +44,7 @@ import anyio.lowlevel
 from anyio.abc import Listener, SocketAttribute, TaskGroup, UnreliableObjectStream
 
 from hcore import Address, Datagram
+from hcore_io.networking._datagrams import receive_datagrams
 from hcore_io.networking._interfaces import QUICStream
 from hcore_io.networking._queue import Queue
 
@@ -264,7 +266,7 @@ class QUICListener(Listener[QUICStream]):
             # Ends when the socket is closed (by aclose) or breaks.
             while True:
                 try:
-                    datagram = await udp_socket.receive()
+                    datagrams = await receive_datagrams(udp_socket)
                 except (
                     anyio.ClosedResourceError,
                     anyio.BrokenResourceError,
@@ -275,14 +277,16 @@ class QUICListener(Listener[QUICStream]):
                     # An ICMP error reported on the shared socket: not fatal.
                     _logger.debug("QUIC listener socket error ignored: %s", exc)
                     continue
-                stream, reply = self._router.route(datagram)
-                if reply is not None:
-                    try:
-                        await udp_socket.send(reply)
-                    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                        return
-                if stream is not None:
-                    task_group.start_soon(handler, stream)
+                # A batch is what one wake-up of the socket brought.
+                for datagram in datagrams:
+                    stream, reply = self._router.route(datagram)
+                    if reply is not None:
+                        try:
+                            await udp_socket.send(reply)
+                        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                            return
+                    if stream is not None:
+                        task_group.start_soon(handler, stream)
         finally:
             self._router.close_all()
 

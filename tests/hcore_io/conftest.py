@@ -1,4 +1,4 @@
-"""Fixtures shared by the I/O layer tests: event loop backends and certificates."""
+"""Fixtures shared by the I/O layer tests: loops, networking backends, certificates."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import pytest
 import trustme
 
 from hcore import ClientTLSConfig, ServerTLSConfig
+from hcore_io.networking import EpollNetworking, SystemNetworking
+
+#: A socket networking backend's class: both take the same arguments.
+SocketNetworkingClass = type[SystemNetworking] | type[EpollNetworking]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -15,6 +19,21 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run every ``pytest.mark.anyio`` test on asyncio and on Trio."""
     backend: str = request.param
     return backend
+
+
+@pytest.fixture(params=["system", "epoll"])
+def networking_backend(request: pytest.FixtureRequest) -> str:
+    """Run a socket test on every socket backend: AnyIO's and epoll's."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def networking_class(networking_backend: str) -> SocketNetworkingClass:
+    """The class of the ``networking_backend`` under test."""
+    if networking_backend == "epoll":
+        return EpollNetworking
+    return SystemNetworking
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The QUIC listener's routing, fed hand-built datagrams, on both backends."""
+"""The QUIC listener's routing, fed hand-built datagrams, on every backend."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from hcore.protocols.http3 import HTTP3ClientFactory, HTTP3ServerFactory
 from hcore_io.networking import (
     ClientNetworking,
     DatagramStream,
+    EpollNetworking,
     MemoryNetworking,
     QUICStream,
     ServerNetworking,
@@ -77,7 +78,7 @@ class Harness:
         await probe.aclose()
 
 
-@pytest.fixture(params=["system", "memory"])
+@pytest.fixture(params=["system", "epoll", "memory"])
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
@@ -91,6 +92,8 @@ async def _harness(
     client: DatagramStream
     if backend == "system":
         net = SystemNetworking(quic_queue_size=queue_size)
+    elif backend == "epoll":
+        net = EpollNetworking(quic_queue_size=queue_size)
     else:
         net = MemoryNetworking(datagram_queue_size=queue_size)
     listener = await net.listen_quic(
@@ -344,7 +347,12 @@ async def test_real_quic_connection_through_the_listener(
 ) -> None:
     server_factory = HTTP3ServerFactory()
     net: ClientNetworking | ServerNetworking
-    net = SystemNetworking() if backend == "system" else MemoryNetworking()
+    if backend == "system":
+        net = SystemNetworking()
+    elif backend == "epoll":
+        net = EpollNetworking()
+    else:
+        net = MemoryNetworking()
     listener = await net.listen_quic(
         ("127.0.0.1", 0),
         quic_connection_id_length=server_factory.quic_connection_id_length,

@@ -1,4 +1,7 @@
-"""SystemNetworking over loopback: TCP, TLS, timeouts and listener behaviour."""
+"""The socket backends over loopback: TCP, TLS, timeouts and listener behaviour.
+
+Every test runs on SystemNetworking and EpollNetworking (``networking_class``).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from cryptography.hazmat.primitives import serialization
 
 from hcore import Address, ClientTLSConfig, ServerTLSConfig
 from hcore_io import ConnectError, ConnectTimeout, NetworkError
-from hcore_io.networking import SystemNetworking
+
+from .conftest import SocketNetworkingClass
 
 pytestmark = pytest.mark.anyio
 
@@ -75,8 +79,8 @@ def full_backlog() -> Iterator[Address]:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
-async def test_tcp_echo(host: str) -> None:
-    net = SystemNetworking()
+async def test_tcp_echo(host: str, networking_class: SocketNetworkingClass) -> None:
+    net = networking_class()
     server_nodelay: list[bool] = []
 
     async def handler(stream: ByteStream) -> None:
@@ -98,8 +102,8 @@ async def test_tcp_echo(host: str) -> None:
     assert server_nodelay == [True]
 
 
-async def test_tcp_connect_by_name() -> None:
-    net = SystemNetworking()
+async def test_tcp_connect_by_name(networking_class: SocketNetworkingClass) -> None:
+    net = networking_class()
     with anyio.fail_after(10):
         listener = await net.listen_tcp(("127.0.0.1", 0))
         async with _serving(listener) as address:
@@ -108,8 +112,8 @@ async def test_tcp_connect_by_name() -> None:
                 assert await client.receive() == b"x"
 
 
-async def test_refused_connection() -> None:
-    net = SystemNetworking()
+async def test_refused_connection(networking_class: SocketNetworkingClass) -> None:
+    net = networking_class()
     listener = await net.listen_tcp(("127.0.0.1", 0))
     address = _address(listener)
     await listener.aclose()
@@ -117,28 +121,32 @@ async def test_refused_connection() -> None:
         await net.connect_tcp(address)
 
 
-async def test_unresolvable_name() -> None:
-    net = SystemNetworking()
+async def test_unresolvable_name(networking_class: SocketNetworkingClass) -> None:
+    net = networking_class()
     with anyio.fail_after(10), pytest.raises(ConnectError):
         await net.connect_tcp(("name.invalid", 80))
 
 
-async def test_connect_timeout(full_backlog: Address) -> None:
-    net = SystemNetworking()
+async def test_connect_timeout(
+    full_backlog: Address, networking_class: SocketNetworkingClass
+) -> None:
+    net = networking_class()
     with anyio.fail_after(10), pytest.raises(ConnectTimeout):
         await net.connect_tcp(full_backlog, timeout=0.2)
 
 
-async def test_address_in_use() -> None:
-    net = SystemNetworking()
+async def test_address_in_use(networking_class: SocketNetworkingClass) -> None:
+    net = networking_class()
     listener = await net.listen_tcp(("127.0.0.1", 0))
     async with listener:
         with pytest.raises(NetworkError):
             await net.listen_tcp(_address(listener))
 
 
-async def test_serve_returns_when_closed() -> None:
-    net = SystemNetworking()
+async def test_serve_returns_when_closed(
+    networking_class: SocketNetworkingClass,
+) -> None:
+    net = networking_class()
     listener = await net.listen_tcp(("127.0.0.1", 0))
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
@@ -162,8 +170,9 @@ async def test_tls_alpn(
     server_alpn: tuple[str, ...],
     client_alpn: tuple[str, ...],
     selected: str | None,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
     server_seen: list[str | None] = []
 
     async def handler(stream: ByteStream) -> None:
@@ -193,9 +202,12 @@ async def test_tls_alpn(
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 async def test_tls_verifies_ip_address_by_default(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig, host: str
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    host: str,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
     with anyio.fail_after(10):
         listener = await net.listen_tcp_tls((host, 0), tls_config=server_tls_config)
         async with _serving(listener) as address:
@@ -214,8 +226,9 @@ async def test_tls_verification_failure(
     client_tls_config: ClientTLSConfig,
     server_name: str,
     trusted: bool,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
     # Untrusted: the system store does not know the test CA.
     config = client_tls_config if trusted else ClientTLSConfig()
     with anyio.fail_after(10):
@@ -230,8 +243,10 @@ async def test_tls_verification_failure(
     assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
 
 
-async def test_tls_insecure_mode(server_tls_config: ServerTLSConfig) -> None:
-    net = SystemNetworking()
+async def test_tls_insecure_mode(
+    server_tls_config: ServerTLSConfig, networking_class: SocketNetworkingClass
+) -> None:
+    net = networking_class()
     with anyio.fail_after(10):
         listener = await net.listen_tcp_tls(
             ("127.0.0.1", 0), tls_config=server_tls_config
@@ -252,8 +267,9 @@ async def test_tls_client_certificate(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     client_cert_paths: tuple[str, str],
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
     server_config = replace(
         server_tls_config,
         cadata=tls_ca.cert_pem.bytes().decode(),
@@ -284,9 +300,11 @@ async def test_tls_client_certificate(
 
 
 async def test_tls_minimum_version_and_ciphers(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
     server_config = replace(
         server_tls_config, minimum_version="TLSv1.2", ciphers="ECDHE+AESGCM"
     )
@@ -309,8 +327,9 @@ async def test_tls_minimum_version_and_ciphers(
 
 async def test_tls_handshake_timeout_against_silent_server(
     client_tls_config: ClientTLSConfig,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
 
     async def silent(stream: ByteStream) -> None:
         # Reads the ClientHello and never answers, until the client leaves.
@@ -331,8 +350,9 @@ async def test_tls_handshake_timeout_against_silent_server(
 
 async def test_tls_against_plain_server_fails(
     client_tls_config: ClientTLSConfig,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
 
     async def rude(stream: ByteStream) -> None:
         async with stream:
@@ -346,9 +366,11 @@ async def test_tls_against_plain_server_fails(
 
 
 async def test_tls_listener_survives_silent_and_bad_clients(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking(tls_handshake_timeout=0.3)
+    net = networking_class(tls_handshake_timeout=0.3)
     with anyio.fail_after(10):
         listener = await net.listen_tcp_tls(
             ("127.0.0.1", 0), tls_config=server_tls_config
@@ -374,8 +396,8 @@ async def test_tls_listener_survives_silent_and_bad_clients(
             await garbage.aclose()
 
 
-async def test_bad_tls_files() -> None:
-    net = SystemNetworking()
+async def test_bad_tls_files(networking_class: SocketNetworkingClass) -> None:
+    net = networking_class()
     missing = ServerTLSConfig(certfile="/nonexistent/cert.pem")
     with pytest.raises(NetworkError):
         await net.listen_tcp_tls(("127.0.0.1", 0), tls_config=missing)
@@ -389,8 +411,9 @@ async def test_bad_tls_files() -> None:
 
 async def test_pending_handshakes_end_with_the_listener(
     server_tls_config: ServerTLSConfig,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
     with anyio.fail_after(10):
         listener = await net.listen_tcp_tls(
             ("127.0.0.1", 0), tls_config=server_tls_config
@@ -407,9 +430,11 @@ async def test_pending_handshakes_end_with_the_listener(
 
 
 async def test_client_contexts_are_reused(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
     with anyio.fail_after(10):
         listener = await net.listen_tcp_tls(
             ("127.0.0.1", 0), tls_config=server_tls_config
@@ -427,7 +452,7 @@ async def test_client_contexts_are_reused(
 
 
 async def test_tls_encrypted_key_cadata_and_sni(
-    tls_ca: trustme.CA, tmp_path: Path
+    tls_ca: trustme.CA, tmp_path: Path, networking_class: SocketNetworkingClass
 ) -> None:
     cert = tls_ca.issue_cert("server.test")
     key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), None)
@@ -445,7 +470,7 @@ async def test_tls_encrypted_key_cadata_and_sni(
         certfile=str(chain_path), keyfile=str(key_path), keypassword="secret"
     )
     client_config = ClientTLSConfig(cadata=tls_ca.cert_pem.bytes().decode())
-    net = SystemNetworking()
+    net = networking_class()
     with anyio.fail_after(10):
         listener = await net.listen_tcp_tls(("127.0.0.1", 0), tls_config=server_config)
         async with _serving(listener) as address:
@@ -467,8 +492,9 @@ async def test_tls_optional_client_certificate(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     client_cert_paths: tuple[str, str],
+    networking_class: SocketNetworkingClass,
 ) -> None:
-    net = SystemNetworking()
+    net = networking_class()
     ca_path = client_tls_config.cafile
     server_config = replace(server_tls_config, cafile=ca_path)
     certfile, keyfile = client_cert_paths

@@ -1,4 +1,4 @@
-"""SystemNetworking.connect_udp: resolution, addresses and source filtering."""
+"""connect_udp of both socket backends: resolution, addresses and source filtering."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from anyio.abc import SocketAttribute, UDPSocket
 
 from hcore import Datagram
 from hcore_io import ConnectError, NetworkError
-from hcore_io.networking import SystemNetworking
+
+from .conftest import SocketNetworkingClass
 
 pytestmark = pytest.mark.anyio
 
@@ -23,8 +24,10 @@ async def _echo_once(server: UDPSocket) -> None:
 @pytest.mark.parametrize(
     ("name", "bind_host"), [("localhost", None), ("127.0.0.1", None), ("::1", "::1")]
 )
-async def test_udp_echo(name: str, bind_host: str | None) -> None:
-    net = SystemNetworking()
+async def test_udp_echo(
+    name: str, bind_host: str | None, networking_class: SocketNetworkingClass
+) -> None:
+    net = networking_class()
     # "localhost" may resolve to either family first: serve what it resolves to.
     infos = await anyio.getaddrinfo(name, 0, type=socket.SOCK_DGRAM)
     resolved_host = bind_host or str(infos[0][4][0])
@@ -43,8 +46,10 @@ async def test_udp_echo(name: str, bind_host: str | None) -> None:
                     assert await client.receive() == Datagram(b"PING", remote)
 
 
-async def test_udp_drops_datagrams_from_other_sources() -> None:
-    net = SystemNetworking()
+async def test_udp_drops_datagrams_from_other_sources(
+    networking_class: SocketNetworkingClass,
+) -> None:
+    net = networking_class()
     with anyio.fail_after(10):
         async with (
             await anyio.create_udp_socket(local_host="127.0.0.1") as server,
@@ -62,14 +67,14 @@ async def test_udp_drops_datagrams_from_other_sources() -> None:
                 )
 
 
-async def test_udp_unresolvable_name() -> None:
-    net = SystemNetworking()
+async def test_udp_unresolvable_name(networking_class: SocketNetworkingClass) -> None:
+    net = networking_class()
     with anyio.fail_after(10), pytest.raises(ConnectError):
         await net.connect_udp(("name.invalid", 443))
 
 
-async def test_udp_closed_stream() -> None:
-    net = SystemNetworking()
+async def test_udp_closed_stream(networking_class: SocketNetworkingClass) -> None:
+    net = networking_class()
     client = await net.connect_udp(("127.0.0.1", 9))
     local = client.extra(SocketAttribute.local_address)
     assert isinstance(local, tuple)
@@ -79,8 +84,10 @@ async def test_udp_closed_stream() -> None:
         await client.receive()
 
 
-async def test_quic_listener_address_in_use() -> None:
-    net = SystemNetworking()
+async def test_quic_listener_address_in_use(
+    networking_class: SocketNetworkingClass,
+) -> None:
+    net = networking_class()
     async with await anyio.create_udp_socket(local_host="127.0.0.1") as taken:
         port = taken.extra(SocketAttribute.local_port)
         with pytest.raises(NetworkError):

@@ -1,0 +1,419 @@
+"""The engine of HTTPConnection: one sans-IO protocol driven over one stream.
+
+Theory of operation
+-------------------
+A connection has no task of its own.  It is driven by the tasks that use it:
+a task that waits for something only the network can bring (an event,
+flow-control credit, a free stream slot) and finds nobody reading becomes the
+*reader* for one read.  It receives once from the transport, feeds the
+protocol, takes the protocol's events and routes each to a queue, wakes the
+tasks waiting on the queues that got something, gives the reader role up and
+writes what the protocol has to send.  If its own wait is not over it reads
+again; when it stops waiting it passes the role to one parked task (see
+``_waiters``).  So a connection needs no task group, an opener can return it
+from a plain ``await``, and nothing is left running after :meth:`aclose`.
+The price: nothing is read while nobody waits, so an idle client connection
+answers a PING (or runs its QUIC timers) only when it is next used.
+
+Routing (``_routing``).  Events of a stream that has an :class:`HTTPStream`
+go to that stream's queue.  On a server that calls :meth:`accept_stream`,
+the request headers of a new stream create its :class:`HTTPStream`.
+Everything else goes to the connection's own queue, read by
+:meth:`receive_event` (the low-level, single-task use); once per-stream use
+began, events of streams nobody follows are dropped and only
+connection-wide events are kept (the last few).
+
+Bounded memory.  Taking a ``DataReceived`` from the protocol returns its
+flow-control credit to the peer, so the connection stops taking events while
+any queue holds more than ``max_buffered_data`` (data bytes, plus a fixed
+cost per event): the data stays unacknowledged in the protocol and flow
+control stops the sender.  One stream whose reader stalls therefore stalls
+the events of the others too (they wait, bounded, inside the protocol's
+connection window) until it reads, or is closed or cancelled, which drops
+its queue.  HTTP/2 and HTTP/3 keep being read meanwhile, so that credit and
+control frames still arrive; HTTP/1.1, which has no flow control, is not.
+
+Writes.  One lock; its holder writes until the protocol has nothing left to
+send, so bytes queued by other tasks while a write was blocked leave with
+it, and each ``send_*`` returns once its bytes were handed to the transport.
+``send_data`` then waits while the protocol holds data for lack of credit
+(``pending_data_size()``).  A task waiting for input never waits for the
+write lock (the writer may be blocked on a peer that is itself blocked
+writing to us, and only reading frees both), and a sender takes the lock
+right after collecting its bytes, without yielding, so that its bulk data
+is never left for a reader to write.  A write interrupted half-way
+(cancelled while the peer was not reading) leaves a TCP stream corrupt, so
+it breaks the connection; cancelling a task anywhere else does not.
+
+Closing.  The transport is closed when the protocol has expired, nothing is
+left to send and no stream is in flight; when it failed; or by
+:meth:`aclose`.  Waiting tasks are then told: per-stream receivers get what
+was queued for them, then :class:`~hcore_io.ConnectionClosed`;
+:meth:`receive_event` gets the protocol's ``ConnectionTerminated``, then
+``ConnectionClosed``; :meth:`accept_stream` returns ``None``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABCMeta, abstractmethod
+from collections import deque
+from collections.abc import Callable, Hashable
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, UnreliableObjectStream
+
+from hcore import Datagram
+from hcore.events import (
+    ConnectionTerminated,
+)
+from hcore.protocols import HTTPOverQUICProtocol, HTTPOverTCPProtocol, HTTPProtocol
+from hcore_io._exceptions import ConnectionClosed, NetworkError, WriteError
+from hcore_io.connections._state import EventQueue, StreamState
+from hcore_io.connections._stream import HTTPStream
+from hcore_io.connections._transports import QUICTransport, TCPTransport, Transport
+from hcore_io.connections._waiters import Waiters
+
+__all__ = ("DEFAULT_MAX_BUFFERED_DATA", "Driver")
+
+logger = logging.getLogger("hcore_io.connections")
+
+#: Default bound of one stream's event queue (see "Bounded memory" above).
+DEFAULT_MAX_BUFFERED_DATA = 1 << 20
+
+# How long a connection that is over reads on, for the peer to close first.
+_LINGER = 2.0
+
+CONNECTION = "connection"
+ACCEPT = "accept"
+AVAILABLE = "available"
+
+
+def stream_key(stream_id: int) -> Hashable:
+    """The waiting key of the tasks that wait for a stream's events."""
+    return ("stream", stream_id)
+
+
+def credit_key(stream_id: int) -> Hashable:
+    """The waiting key of the tasks that wait for a stream's send credit."""
+    return ("credit", stream_id)
+
+
+class Driver(metaclass=ABCMeta):
+    """The state and machinery of a connection; :class:`HTTPConnection` is its face.
+
+    :param protocol: see :class:`HTTPConnection`.
+    :param stream: see :class:`HTTPConnection`.
+    :param initial_data: see :class:`HTTPConnection`.
+    :param max_buffered_data: see :class:`HTTPConnection`.
+    :raises TypeError: if the protocol and the stream do not fit together.
+    """
+
+    def __init__(
+        self,
+        protocol: HTTPProtocol,
+        stream: ByteStream | UnreliableObjectStream[Datagram],
+        *,
+        initial_data: bytes = b"",
+        max_buffered_data: int = DEFAULT_MAX_BUFFERED_DATA,
+    ) -> None:
+        self._transport: Transport
+        if isinstance(protocol, HTTPOverTCPProtocol) and isinstance(stream, ByteStream):
+            self._transport = TCPTransport(protocol, stream, initial_data)
+        elif (
+            isinstance(protocol, HTTPOverQUICProtocol)
+            and isinstance(stream, UnreliableObjectStream)
+            and not initial_data
+        ):
+            self._transport = QUICTransport(protocol, stream)
+        else:
+            raise TypeError(
+                f"cannot run {type(protocol).__name__} over {type(stream).__name__}"
+            )
+        self._protocol = protocol
+        # Read now: a closed socket cannot tell its address any more.
+        self._peer = self._transport.extra(SocketAttribute.remote_address, None)
+        self._limit = max_buffered_data
+        self._streams: dict[int, StreamState] = {}
+        self._draining: set[StreamState] = set()
+        self._events = EventQueue(max_buffered_data)
+        self._accepted: deque[HTTPStream] = deque()
+        self._stream_mode = False
+        self._accepting = False
+        self._full_queues = 0
+        self._paused = False
+        self._reading = False
+        self._read_scope: anyio.CancelScope | None = None
+        self._reader_key: Hashable = None
+        self._waiters = Waiters()
+        self._write_lock = anyio.Lock(fast_acquire=True)
+        self._opened = False
+        self._closed = False
+        self._input_done = False
+        self._transport_closed = False
+        self._broken: NetworkError | None = None
+        self._terminated: ConnectionTerminated | None = None
+        self._terminated_here = False
+        self._output_failed = False
+        self._linger_deadline: float | None = None
+
+    @property
+    def multiplexed(self) -> bool:
+        """Whether several streams may be open at once (HTTP/2 and HTTP/3)."""
+        return self._protocol.multiplexed
+
+    def has_expired(self) -> bool:
+        """Whether the connection is closed or takes no new streams."""
+        return self._transport_closed or self._protocol.has_expired()
+
+    @abstractmethod
+    def _make_stream(self, state: StreamState) -> HTTPStream:
+        """Make the handle of a stream the peer opened."""
+        raise NotImplementedError
+
+    def _check_usable(self) -> None:
+        if (
+            self._closed
+            or self._transport_closed
+            or self._terminated is not None
+            or self._output_failed
+            or self._linger_deadline is not None
+        ):
+            raise self._closed_error()
+
+    # -- driving the protocol ------------------------------------------------------
+
+    async def _wait(self, key: Hashable, ready: Callable[[], bool]) -> None:
+        """Return once ``ready()``; read from the transport when nobody else does.
+
+        :raises hcore_io.ConnectionClosed: when ``ready()`` can no longer become true.
+        """
+        try:
+            while not ready():
+                if self._input_done:
+                    raise self._closed_error()
+                if not self._write_lock.locked() and self._transport.collect():
+                    # The peer may be waiting for these bytes (a WINDOW_UPDATE)
+                    # before it sends what this task waits for.
+                    await self._flush_if_free()
+                elif not self._reading and (not self._paused or self.multiplexed):
+                    await self._read(key)
+                else:
+                    await self._waiters.park(key)
+        finally:
+            if not self._reading:
+                self._waiters.pass_baton()
+
+    async def _read(self, key: Hashable) -> None:
+        self._reading = True
+        self._reader_key = key
+        deadline = math.inf if self._linger_deadline is None else self._linger_deadline
+        try:
+            with anyio.CancelScope(deadline=deadline) as scope:
+                self._read_scope = scope
+                more = await self._transport.receive()
+        finally:
+            self._read_scope = None
+            self._reading = False
+        if scope.cancelled_caught:
+            if anyio.current_time() >= deadline:
+                # The peer did not close within the linger time.
+                await self._close_transport()
+            # Otherwise interrupted (reads are cancel-safe): the connection
+            # closed, or another task routed what this one waits for.
+            return
+        if not more:
+            self._input_done = True
+            if self._transport.read_error is not None:
+                self._broken = self._transport.read_error
+        self._dispatch()
+        if self._transport.collect() and not self._write_lock.locked():
+            # Let another task read while this one writes.
+            self._waiters.pass_baton()
+        await self._flush_if_free()
+        if self._input_done:
+            self._wake_all()
+
+    def _wake(self, key: Hashable) -> None:
+        self._waiters.wake(key)
+        if key == self._reader_key and self._read_scope is not None:
+            # The reader waits for this too, but is blocked in a read.
+            self._read_scope.cancel()
+
+    def _wake_all(self) -> None:
+        self._waiters.wake_all()
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+
+    async def _resume(self) -> None:
+        """After a queue was read: take more events if they had been held back."""
+        if self._paused and not self._full_queues:
+            self._dispatch()
+            await self._flush_if_free()
+            if not self._reading:
+                self._waiters.pass_baton()
+
+    async def _flush_if_free(self) -> None:
+        """Write what the protocol has to send, unless a task is writing already.
+
+        A task waiting for the network never waits for the write lock: the
+        writer may be blocked on a peer that is itself blocked writing to us,
+        and only reading unblocks both.  The writer sends these bytes too,
+        since it writes until the protocol has nothing left.
+        """
+        if self._write_lock.locked():
+            self._transport.collect()
+            self._check_waiters()
+            return
+        try:
+            await self._flush(wait_for_writer=False)
+        except NetworkError:
+            # The connection broke (and is closed now); this task only
+            # wanted to read, so it learns that from the connection's state.
+            pass
+
+    async def _flush(self, *, wait_for_writer: bool = True) -> None:
+        """Write everything the protocol has to send, then close if it is all over.
+
+        :param wait_for_writer: whether to wait while another task writes;
+            if not, that task writes these bytes too (see _flush_if_free).
+        """
+        if self._output_failed or self._linger_deadline is not None:
+            # Nothing can be written any more (a write failed, or we
+            # half-closed); reading goes on until the end.
+            self._transport.discard()
+        elif self._transport.collect():
+            # No checkpoint between collecting and taking the lock (which a
+            # free lock grants at once): a sender's bytes are never left for
+            # a reader to write, which could block the only reading task.
+            if not wait_for_writer and self._write_lock.locked():
+                self._check_waiters()
+                return
+            async with self._write_lock:
+                transport = self._transport
+                while transport.collect():
+                    try:
+                        await transport.send_backlog()
+                    except WriteError as exc:
+                        await self._write_failed(exc)
+                        raise
+                    except BaseException:
+                        if transport.breaks_on_partial_write:
+                            await self._break(WriteError("a write was interrupted"))
+                        raise
+        self._check_waiters()
+        await self._close_if_over()
+
+    async def _break(self, exc: NetworkError) -> None:
+        if self._broken is None:
+            self._broken = exc
+        await self._close_transport()
+
+    async def _write_failed(self, exc: WriteError) -> None:
+        """Stop writing; keep reading what the peer sent before it went away.
+
+        A peer that closed after its last message (or a reader that reset
+        the connection) must not cost us the data already in our receive
+        buffer: the transport closes when input ends, or at once if no more
+        input can come.
+        """
+        if self._broken is None:
+            self._broken = exc
+        self._output_failed = True
+        self._transport.discard()
+        if self._input_done:
+            await self._close_transport()
+        else:
+            self._wake_all()
+
+    async def _close_if_over(self) -> None:
+        if self._transport_closed or not self._protocol.has_expired():
+            return
+        if self._transport.closes_itself and self._terminated is None:
+            # QUIC ends with the protocol's CONNECTION_CLOSE (or idle timeout).
+            return
+        if self._write_lock.locked() or self._draining:
+            return
+        pending = self._protocol.pending_data_size
+        for state in self._streams.values():
+            # In flight: not over, or over but its last bytes wait for credit.
+            if not state.finished or (not state.aborted and pending(state.stream_id)):
+                return
+        if self._input_done or self._transport.closes_itself:
+            await self._close_transport()
+        elif self._linger_deadline is None:
+            # RFC 9112 §9.6: close in stages.  Closing a socket with input
+            # still arriving makes it send a reset, which can destroy the
+            # end of our last answer in the peer's buffers; so half-close
+            # (where the stream can) and read until the peer closes, or the
+            # linger time passes.
+            self._linger_deadline = anyio.current_time() + _LINGER
+            await self._transport.send_eof()
+            self._wake_all()
+
+    async def _close_transport(self) -> None:
+        if self._transport_closed:
+            return
+        self._transport_closed = True
+        self._input_done = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        # The ConnectionTerminated this brings is ours, not the peer's news.
+        self._terminated_here = self._terminated is None
+        self._transport.connection_lost()
+        self._dispatch()
+        for state in self._streams.values():
+            if not state.finished:
+                state.lost = True
+        self._draining.clear()
+        self._wake_all()
+        await self._transport.aclose()
+        logger.debug(
+            "closed HTTP/%s connection with %s", self._protocol.http_version, self._peer
+        )
+
+    def _check_waiters(self) -> None:
+        protocol = self._protocol
+        for drained in list(self._draining):
+            if drained.aborted or not protocol.pending_data_size(drained.stream_id):
+                self._draining.discard(drained)
+        for key in self._waiters.keys():
+            if isinstance(key, tuple) and key[0] == "credit":
+                state = self._streams.get(key[1])
+                if (
+                    state is None
+                    or state.aborted
+                    or not protocol.pending_data_size(key[1])
+                ):
+                    self._wake(key)
+        if protocol.is_available() or self.has_expired():
+            self._wake(AVAILABLE)
+
+    @abstractmethod
+    def _dispatch(self) -> None:
+        """Take events from the protocol and route them (see _routing)."""
+        raise NotImplementedError
+
+    def _closed_error(self) -> ConnectionClosed:
+        broken = self._broken
+        terminated = self._terminated
+        if self._closed:
+            text = "the connection was closed"
+        elif terminated is not None and not (broken and self._terminated_here):
+            detail = f": {terminated.message}" if terminated.message else ""
+            text = (
+                f"the connection was terminated "
+                f"(error code {terminated.error_code:#x}{detail})"
+            )
+            if broken is not None:
+                text += f"; {broken}"
+        elif broken is not None:
+            text = f"the connection failed: {broken}"
+        elif self._linger_deadline is not None:
+            text = "the connection is over and closing"
+        else:
+            text = "the peer closed the connection"
+        error = ConnectionClosed(text)
+        error.__cause__ = self._broken
+        return error

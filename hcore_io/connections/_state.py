@@ -1,0 +1,138 @@
+"""Bookkeeping of a connection's streams: event queues and who has ended what.
+
+The connection follows each stream from the events it takes and the calls it
+makes, the same way for every HTTP version: a stream is *finished* when both
+sides ended it (``end_stream``, trailers), when either side reset it, when the
+peer's GOAWAY said it was never processed, or when the connection ended
+first.  Finished streams no longer count as in flight, which is what lets
+the connection close its transport once the protocol has expired.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from hcore.events import (
+    DataReceived,
+    Event,
+    HeadersReceived,
+    StreamResetReceived,
+    StreamResetSent,
+    TrailersReceived,
+)
+
+__all__ = ("EVENT_COST", "EventQueue", "StreamState", "ends_remote_side")
+
+#: What one queued event counts for beyond its data: a bound on event
+#: objects as well as on bytes, so that a flood of empty events is bounded too.
+EVENT_COST = 256
+
+
+def _cost(event: Event) -> int:
+    if isinstance(event, DataReceived):
+        return EVENT_COST + len(event.data)
+    return EVENT_COST
+
+
+def ends_remote_side(event: Event) -> bool:
+    """Whether an event is the last the peer sends on its stream."""
+    if isinstance(event, HeadersReceived | DataReceived):
+        return event.end_stream
+    return isinstance(event, TrailersReceived | StreamResetReceived | StreamResetSent)
+
+
+class EventQueue:
+    """Events taken from the protocol that wait for their reader.
+
+    The queue itself never refuses an event; it reports being *full* (its
+    cost above the limit) and the connection stops taking events from the
+    protocol while any queue is full.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._events: deque[Event] = deque()
+        self._limit = limit
+        #: The data bytes queued plus :data:`EVENT_COST` per event.
+        self.cost = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def full(self) -> bool:
+        """Whether the queue holds more than its limit."""
+        return self.cost > self._limit
+
+    def put(self, event: Event) -> None:
+        """Append an event."""
+        self._events.append(event)
+        self.cost += _cost(event)
+
+    def take(self) -> Event:
+        """Remove and return the oldest event.
+
+        :raises IndexError: if the queue is empty.
+        """
+        event = self._events.popleft()
+        self.cost -= _cost(event)
+        return event
+
+    def clear(self) -> None:
+        """Drop every event."""
+        self._events.clear()
+        self.cost = 0
+
+
+class StreamState:
+    """What the connection knows about one stream."""
+
+    def __init__(self, stream_id: int, limit: int) -> None:
+        self.stream_id = stream_id
+        #: Events for the stream's :class:`~hcore_io.connections.HTTPStream`.
+        self.events = EventQueue(limit)
+        #: Whether an :class:`~hcore_io.connections.HTTPStream` receives them.
+        self.has_handle = False
+        #: The handle was closed; events for the stream are dropped.
+        self.released = False
+        #: This side sent ``end_stream``.
+        self.local_ended = False
+        #: The peer sent ``end_stream`` (or trailers).
+        self.remote_ended = False
+        #: Error code of a reset by either side, once there was one.
+        self.reset_code: int | None = None
+        #: Whether the reset came from the peer.
+        self.reset_by_peer = False
+        #: The peer's GOAWAY listed the stream as not processed.
+        self.refused = False
+        #: The connection ended before the stream finished.
+        self.lost = False
+        #: The peer opened the stream (this side is the server).
+        self.incoming = False
+
+    @property
+    def finished(self) -> bool:
+        """Whether nothing more happens on the stream in either direction."""
+        return (
+            self.reset_code is not None
+            or self.refused
+            or self.lost
+            or (self.local_ended and self.remote_ended)
+        )
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the stream ended abnormally: reset, refused or lost."""
+        return self.reset_code is not None or self.refused or self.lost
+
+    @property
+    def done_receiving(self) -> bool:
+        """Whether no more events will be queued for the stream."""
+        return (
+            self.remote_ended
+            or self.reset_code is not None
+            or self.refused
+            or self.lost
+        )

@@ -1,0 +1,162 @@
+"""The operations behind :class:`HTTPStream`, on the connection's driver.
+
+Each checks the stream's state, calls the protocol, writes, and waits as
+:mod:`hcore_io.connections._driver` describes.  Releasing a stream (closing
+its :class:`HTTPStream`, or cancelling its task) resets it if it is still
+going and drops its queue, which also lets a connection held back by that
+queue go on.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from hcore import HCoreError, Headers, LocalProtocolError
+from hcore.events import Event
+from hcore_io._exceptions import NetworkError
+from hcore_io.connections._driver import credit_key, stream_key
+from hcore_io.connections._routing import Router
+from hcore_io.connections._state import StreamState
+from hcore_io.connections._stream import StreamReset
+
+__all__ = ("StreamOperations",)
+
+# How long a cancelled task may spend sending its stream's reset.
+_RESET_GRACE = 1.0
+
+
+class StreamOperations(Router):
+    """What an :class:`HTTPStream` asks of its connection."""
+
+    def _check_stream(self, state: StreamState) -> None:
+        if state.reset_code is not None or state.refused:
+            raise StreamReset(
+                state.stream_id, state.reset_code, by_peer=state.reset_by_peer
+            )
+        self._check_usable()
+        if state.released:
+            raise LocalProtocolError(f"stream {state.stream_id} was closed")
+
+    async def _stream_send_headers(
+        self, state: StreamState, headers: Headers, end_stream: bool
+    ) -> None:
+        self._check_stream(state)
+        self._protocol.submit_headers(state.stream_id, headers, end_stream)
+        self._transport.dirty = True
+        state.local_ended = state.local_ended or end_stream
+        await self._flush()
+        self._forget_if_done(state)
+
+    async def _stream_send_data(
+        self, state: StreamState, data: bytes, end_stream: bool
+    ) -> None:
+        self._check_stream(state)
+        waited = await self._submit_data(state.stream_id, data, end_stream, state)
+        if waited and (state.reset_code is not None or state.refused):
+            # Reset while its data waited for credit: the data was dropped.
+            raise StreamReset(
+                state.stream_id, state.reset_code, by_peer=state.reset_by_peer
+            )
+
+    async def _submit_data(
+        self, stream_id: int, data: bytes, end_stream: bool, state: StreamState | None
+    ) -> bool:
+        """Submit, write, wait for credit; return whether there was a wait."""
+        protocol = self._protocol
+        protocol.submit_data(stream_id, data, end_stream)
+        self._transport.dirty = True
+        if state is not None:
+            state.local_ended = state.local_ended or end_stream
+        await self._flush()
+        if not protocol.pending_data_size(stream_id):
+            if state is not None:
+                self._forget_if_done(state)
+            return False
+
+        def has_credit() -> bool:
+            aborted = state is not None and (
+                state.reset_code is not None or state.refused
+            )
+            return aborted or not protocol.pending_data_size(stream_id)
+
+        await self._wait(credit_key(stream_id), has_credit)
+        if state is not None:
+            self._forget_if_done(state)
+        return True
+
+    async def _stream_reset(self, state: StreamState, error_code: int | None) -> None:
+        if state.finished:
+            return
+        self._check_usable()
+        code = self._protocol.error_codes.cancel if error_code is None else error_code
+        self._protocol.submit_stream_reset(state.stream_id, code)
+        self._transport.dirty = True
+        self._mark_reset(state, code)
+        await self._flush()
+
+    async def _stream_receive(self, state: StreamState) -> Event:
+        if state.released:
+            raise LocalProtocolError(f"stream {state.stream_id} was closed")
+        if self._closed:
+            raise self._closed_error()
+        # Until the stream is over both ways: a reset may still come after
+        # the peer's last message (a client cancelling a slow response).
+        await self._wait(
+            stream_key(state.stream_id),
+            lambda: bool(state.events) or state.finished,
+        )
+        if not state.events:
+            if state.lost:
+                raise self._closed_error()
+            raise LocalProtocolError(f"stream {state.stream_id} has no more events")
+        was_full = state.events.full
+        event = state.events.take()
+        if was_full and not state.events.full:
+            self._full_queues -= 1
+        self._forget_if_done(state)
+        await self._resume()
+        return event
+
+    def _release(self, state: StreamState) -> None:
+        """Stop following a stream; reset it if it is still going."""
+        if state.released:
+            return
+        state.released = True
+        if not state.finished and not self._transport_closed:
+            codes = self._protocol.error_codes
+            # RFC 9113 §8.1: a server whose response is complete may end the
+            # request with NO_ERROR; anything else is a cancellation.
+            code = (
+                codes.no_error if state.local_ended and state.incoming else codes.cancel
+            )
+            try:
+                self._protocol.submit_stream_reset(state.stream_id, code)
+                self._transport.dirty = True
+            except HCoreError:
+                pass
+            self._mark_reset(state, code)
+        if state.events.full:
+            self._full_queues -= 1
+        state.events.clear()
+        self._forget_if_done(state)
+        self._wake(stream_key(state.stream_id))
+
+    async def _stream_close(self, state: StreamState) -> None:
+        self._release(state)
+        if not self._transport_closed:
+            try:
+                await self._flush()
+            except NetworkError:
+                pass
+        await self._resume()
+
+    async def _abandon(self, state: StreamState) -> None:
+        """Release a stream whose task is being cancelled, and try to send the reset."""
+        self._release(state)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_RESET_GRACE):
+            # A task already writing will send the reset with its own bytes.
+            if not self._write_lock.locked() and not self._transport_closed:
+                try:
+                    await self._flush()
+                except NetworkError:
+                    pass

@@ -1,0 +1,288 @@
+"""The epoll of :class:`~hcore_io.networking.EpollNetworking`, one per event loop.
+
+Theory of operation: every socket of the backend is registered once, when
+it is made, for ``EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`` and stays
+registered, unchanged, until it is closed.  Edge-triggered epoll reports a
+socket again only when something new happens on it, so nothing has to be
+re-armed after a read or a write.  In exchange the streams must always try
+the system call first and wait only after ``EAGAIN``: an edge seen earlier
+is not repeated.  :class:`Registration` keeps, per socket, whether an edge
+was seen since the stream last met ``EAGAIN`` (``readable``,
+``writable``), and the task waiting for it, if any.
+
+Only the epoll descriptor itself is known to the host event loop, through
+:func:`anyio.wait_readable`, so the backend runs on asyncio and on Trio
+alike.  There is no dispatcher task: library code has no task group that
+lives as long as the event loop, and a task started in the caller's group
+would keep it from finishing.  Instead *whoever waits polls*: the first
+task that needs to wait becomes the poller; it waits for the epoll
+descriptor, reads the ready list with ``epoll.poll(0)`` and wakes each
+socket's waiter through an :class:`anyio.Event`, until its own socket is
+ready.  Other tasks that need to wait meanwhile sleep on their event.  When
+the poller leaves (its socket ready, or cancelled) and tasks are still
+asleep, it wakes one of them, the *nominee*, which becomes the next poller
+unless it finds its own socket ready, in which case it passes the role on
+the same way.  When nobody waits, nobody polls: events queue up in the
+kernel until the next wait, and the streams' first attempts read the data
+anyway.
+
+Closing a socket unregisters it from epoll *before* its descriptor is
+closed, and drops its :class:`Registration` from the table: a descriptor
+number the kernel hands out again can never be confused with the old
+socket, and nothing already queued for the old one is reported again
+(``EPOLL_CTL_DEL`` removes it from the ready list).  Its waiters wake and
+raise :exc:`anyio.ClosedResourceError`; if the poller itself was waiting
+for it, an ``eventfd`` registered in the same epoll wakes the poller up.
+
+One poller exists per event loop (an AnyIO ``RunVar``); its descriptors are
+closed when the loop is gone and the poller is collected, or by
+:meth:`Poller.close`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import weakref
+
+import anyio
+from anyio.lowlevel import RunVar
+
+__all__ = ("Poller", "Registration", "current_poller", "epoll_available")
+
+# Read from the select module only on Linux, so importing hcore_io works
+# elsewhere (EpollNetworking refuses to start there).
+_EPOLL = getattr(select, "epoll", None) is not None
+# Registered once per socket and never modified.
+_SOCKET_EVENTS = (
+    select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+    if _EPOLL
+    else 0
+)
+# A hang-up or an error makes both directions "ready": the next system
+# call then reports the end of stream or the error.
+_READ_EVENTS = (
+    select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+    if _EPOLL
+    else 0
+)
+_WRITE_EVENTS = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR if _EPOLL else 0
+# recv_into target shared by every socket of a loop: one task runs at a time
+# and the bytes are copied out before it yields.
+_BUFFER_SIZE = 256 * 1024
+
+
+class Registration:
+    """One socket's place in the epoll: its readiness flags and waiters.
+
+    :param fd: the socket's descriptor.
+    """
+
+    __slots__ = ("closed", "fd", "read_waiter", "readable", "writable", "write_waiter")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        #: An edge for reading was seen since the last ``EAGAIN``.
+        self.readable = False
+        #: An edge for writing was seen since the last ``EAGAIN``.
+        self.writable = False
+        #: The socket was unregistered; waiting raises ClosedResourceError.
+        self.closed = False
+        self.read_waiter: anyio.Event | None = None
+        self.write_waiter: anyio.Event | None = None
+
+
+def _close_descriptors(epoll: select.epoll, wake_fd: int) -> None:
+    epoll.close()
+    os.close(wake_fd)
+
+
+class Poller:
+    """An edge-triggered epoll shared by the sockets of one event loop.
+
+    Use :func:`current_poller` rather than making one.
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._wake_fd, select.EPOLLIN | select.EPOLLET)
+        self._finalizer = weakref.finalize(
+            self, _close_descriptors, self._epoll, self._wake_fd
+        )
+        self._registrations: dict[int, Registration] = {}
+        self._polling = False
+        # What the poller waits for, so closing it can wake the poller.
+        self._poller_registration: Registration | None = None
+        # Events of sleeping waiters, oldest first (a dict keeps the order).
+        self._sleepers: dict[anyio.Event, None] = {}
+        self._nominee: anyio.Event | None = None
+        self.buffer = memoryview(bytearray(_BUFFER_SIZE))
+
+    def close(self) -> None:
+        """Close the epoll and wake-up descriptors (the sockets stay open)."""
+        self._finalizer()
+
+    def register(self, sock: socket.socket) -> Registration:
+        """Add a socket to the epoll, once for its whole life.
+
+        :param sock: a non-blocking socket.
+        :raises OSError: the kernel refused (out of memory, closed socket).
+        """
+        fd = sock.fileno()
+        registration = Registration(fd)
+        self._epoll.register(fd, _SOCKET_EVENTS)
+        self._registrations[fd] = registration
+        return registration
+
+    def unregister(self, registration: Registration) -> None:
+        """Remove a socket from the epoll; call it *before* closing the socket.
+
+        Its waiters wake up and raise :exc:`anyio.ClosedResourceError`.
+        """
+        if registration.closed:
+            return
+        registration.closed = True
+        if self._registrations.get(registration.fd) is registration:
+            del self._registrations[registration.fd]
+            try:
+                self._epoll.unregister(registration.fd)
+            except (OSError, ValueError):
+                # The poller is closed already (its event loop ended).
+                pass
+        self._wake(registration, read=True, write=True)
+        if registration is self._poller_registration:
+            os.eventfd_write(self._wake_fd, 1)
+
+    async def wait_readable(self, registration: Registration) -> None:
+        """Wait for a reading edge; call it right after ``EAGAIN``.
+
+        :raises anyio.ClosedResourceError: the socket is (or gets) closed.
+        :raises anyio.BusyResourceError: another task waits to read it.
+        """
+        if registration.read_waiter is not None:
+            raise anyio.BusyResourceError("reading from")
+        registration.readable = False
+        await self._wait(registration, writing=False)
+
+    async def wait_writable(self, registration: Registration) -> None:
+        """Wait for a writing edge; call it right after ``EAGAIN``.
+
+        :raises anyio.ClosedResourceError: the socket is (or gets) closed.
+        :raises anyio.BusyResourceError: another task waits to write it.
+        """
+        if registration.write_waiter is not None:
+            raise anyio.BusyResourceError("writing to")
+        registration.writable = False
+        await self._wait(registration, writing=True)
+
+    async def _wait(self, registration: Registration, *, writing: bool) -> None:
+        try:
+            # Each round is one wake-up: an edge, a hand-over or a close.
+            while not registration.closed and not (
+                registration.writable if writing else registration.readable
+            ):
+                if self._polling:
+                    await self._sleep(registration, writing=writing)
+                else:
+                    await self._poll(registration, writing=writing)
+        finally:
+            self._hand_over()
+        if registration.closed:
+            raise anyio.ClosedResourceError
+
+    async def _sleep(self, registration: Registration, *, writing: bool) -> None:
+        event = anyio.Event()
+        if writing:
+            registration.write_waiter = event
+        else:
+            registration.read_waiter = event
+        self._sleepers[event] = None
+        try:
+            await event.wait()
+        finally:
+            self._sleepers.pop(event, None)
+            if writing:
+                if registration.write_waiter is event:
+                    registration.write_waiter = None
+            elif registration.read_waiter is event:
+                registration.read_waiter = None
+            if self._nominee is event:
+                self._nominee = None
+
+    async def _poll(self, registration: Registration, *, writing: bool) -> None:
+        self._polling = True
+        self._poller_registration = registration
+        try:
+            # Each round handles one batch of events from the kernel.
+            while not registration.closed and not (
+                registration.writable if writing else registration.readable
+            ):
+                await anyio.wait_readable(self._epoll.fileno())
+                self._dispatch()
+        finally:
+            self._polling = False
+            self._poller_registration = None
+
+    def _dispatch(self) -> None:
+        registrations = self._registrations
+        for fd, mask in self._epoll.poll(0):
+            registration = registrations.get(fd)
+            if registration is None:
+                if fd == self._wake_fd:
+                    try:
+                        os.eventfd_read(self._wake_fd)
+                    except BlockingIOError:
+                        pass
+                continue
+            self._wake(
+                registration,
+                read=bool(mask & _READ_EVENTS),
+                write=bool(mask & _WRITE_EVENTS),
+            )
+
+    def _wake(self, registration: Registration, *, read: bool, write: bool) -> None:
+        if read:
+            registration.readable = True
+            event = registration.read_waiter
+            if event is not None:
+                registration.read_waiter = None
+                self._sleepers.pop(event, None)
+                event.set()
+        if write:
+            registration.writable = True
+            event = registration.write_waiter
+            if event is not None:
+                registration.write_waiter = None
+                self._sleepers.pop(event, None)
+                event.set()
+
+    def _hand_over(self) -> None:
+        # Whoever stops waiting makes sure a sleeper will poll next.
+        if self._polling or self._nominee is not None or not self._sleepers:
+            return
+        event = next(iter(self._sleepers))
+        del self._sleepers[event]
+        self._nominee = event
+        event.set()
+
+
+def epoll_available() -> bool:
+    """Whether this system has ``select.epoll`` (Linux)."""
+    return _EPOLL
+
+
+_current_poller: RunVar[Poller] = RunVar("hcore_io_epoll_poller")
+
+
+def current_poller() -> Poller:
+    """The poller of the running event loop, made on first use.
+
+    :raises RuntimeError: no event loop is running.
+    """
+    poller = _current_poller.get(None)
+    if poller is None:
+        poller = Poller()
+        _current_poller.set(poller)
+    return poller
