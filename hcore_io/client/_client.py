@@ -1,0 +1,418 @@
+"""Client: requests by method and URL, with timeouts, retries and redirects.
+
+A :class:`Client` sends each request through a :class:`ConnectionPool`.
+Around the pool it adds:
+
+- default header fields and timeouts, overridable per request;
+- retries of connection failures, with exponential backoff and jitter, for
+  idempotent requests whose body can be sent again only (RFC 9110 §9.2.2:
+  a POST is never retried);
+- redirects (RFC 9110 §15.4), up to a limit: 303 (and 301/302 after a POST)
+  become a GET without body; 307 and 308 repeat the method and body; the
+  ``authorization`` and ``cookie`` fields are dropped when the redirect
+  leaves the origin.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import anyio
+
+from hcore import ClientTLSConfig, HCoreError
+from hcore_io._exceptions import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectTimeout,
+    ReadError,
+    WriteError,
+)
+from hcore_io.client._models import URL, Request, RequestBody, Response, Timeouts
+from hcore_io.client._pool import ConnectionPool
+from hcore_io.networking import ClientNetworking
+
+__all__ = ("Client", "TooManyRedirects")
+
+# RFC 9110 §9.2.2: methods whose repetition has the effect of one request.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Fields that carry credentials, dropped on a cross-origin redirect.
+_CREDENTIALS = frozenset({b"authorization", b"cookie", b"proxy-authorization"})
+# Fields that describe a body, dropped when a redirect drops the body.
+_BODY_FIELDS = frozenset({b"content-length", b"content-type", b"transfer-encoding"})
+# The body of a redirect response read (to keep an HTTP/1.1 connection).
+_DRAIN_LIMIT = 65536
+_RETRYABLE = (ConnectError, ConnectTimeout, ConnectionClosed, ReadError, WriteError)
+
+
+class TooManyRedirects(HCoreError):
+    """A request was redirected more times than the client allows."""
+
+
+class Client:
+    """An HTTP client with a connection pool.
+
+    Use it as an async context manager (or call :meth:`aclose`) so that its
+    connections are closed.
+
+    :param pool: the pool to send through; one is made from the other
+        arguments if omitted (and closed with the client).
+    :param networking: the backend of the pool made.
+    :param tls_config: how the pool made verifies servers.
+    :param headers: fields added to every request (unless it sets them).
+    :param timeouts: default timeouts of each request.
+    :param retries: attempts after the first, for connection failures of
+        idempotent requests.
+    :param backoff_factor: first retry delay in seconds; doubled each time.
+    :param max_backoff: longest retry delay.
+    :param follow_redirects: follow redirects by default.
+    :param max_redirects: redirects followed before :exc:`TooManyRedirects`.
+    :param http_versions: see :class:`ConnectionPool`.
+    :param http2_prior_knowledge: see :class:`ConnectionPool`.
+    :param proxy: see :class:`ConnectionPool`.
+    :param max_connections: see :class:`ConnectionPool`.
+    :param max_connections_per_host: see :class:`ConnectionPool`.
+    :param keep_alive_timeout: see :class:`ConnectionPool`.
+    :param max_requests_per_connection: see :class:`ConnectionPool`.
+    """
+
+    def __init__(
+        self,
+        *,
+        pool: ConnectionPool | None = None,
+        networking: ClientNetworking | None = None,
+        tls_config: ClientTLSConfig | None = None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        timeouts: Timeouts | None = None,
+        retries: int = 2,
+        backoff_factor: float = 0.1,
+        max_backoff: float = 5.0,
+        follow_redirects: bool = True,
+        max_redirects: int = 20,
+        http_versions: Sequence[str] = ("1.1", "2", "3"),
+        http2_prior_knowledge: bool = False,
+        proxy: str | None = None,
+        max_connections: int = 10,
+        max_connections_per_host: int = 5,
+        keep_alive_timeout: float = 300.0,
+        max_requests_per_connection: int = 100,
+    ) -> None:
+        self._owns_pool = pool is None
+        self._pool = pool or ConnectionPool(
+            networking,
+            tls_config=tls_config,
+            http_versions=http_versions,
+            http2_prior_knowledge=http2_prior_knowledge,
+            proxy=proxy,
+            max_connections=max_connections,
+            max_connections_per_host=max_connections_per_host,
+            keep_alive_timeout=keep_alive_timeout,
+            max_requests_per_connection=max_requests_per_connection,
+        )
+        self._headers = [(name.lower(), value) for name, value in headers]
+        self._timeouts = timeouts or Timeouts(connect=10.0, read=30.0, write=30.0)
+        self._retries = retries
+        self._backoff = backoff_factor
+        self._max_backoff = max_backoff
+        self._follow = follow_redirects
+        self._max_redirects = max_redirects
+        #: Retries made over the client's life.
+        self.retry_count = 0
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The connection pool."""
+        return self._pool
+
+    async def aclose(self) -> None:
+        """Close the pool, if the client made it."""
+        if self._owns_pool:
+            await self._pool.aclose()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- requests ------------------------------------------------------------
+
+    def build_request(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        content: RequestBody = b"",
+        timeouts: Timeouts | None = None,
+    ) -> Request:
+        """Make a request with the client's default fields and timeouts.
+
+        :raises ValueError: if ``url`` is not an absolute http(s) URL.
+        """
+        fields = [(name.lower(), value) for name, value in headers]
+        given = {name for name, _ in fields}
+        fields += [(n, v) for n, v in self._headers if n not in given]
+        return Request(
+            method.upper(),
+            url if isinstance(url, URL) else URL(url),
+            fields,
+            content,
+            timeouts or self._timeouts,
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        content: RequestBody = b"",
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send a request and read its whole response (``response.content``).
+
+        :raises TooManyRedirects: past ``max_redirects``.
+        :raises hcore_io.TimeoutError: a timeout passed (its subclass says which).
+        :raises hcore_io.NetworkError: the network failed (after the retries).
+        """
+        async with self.stream(
+            method,
+            url,
+            headers=headers,
+            content=content,
+            timeouts=timeouts,
+            follow_redirects=follow_redirects,
+        ) as response:
+            await response.aread()
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        content: RequestBody = b"",
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> AsyncIterator[Response]:
+        """Send a request; yield the response with its body unread.
+
+        The body is read from ``response.stream``; leaving the block closes
+        it (and gives the connection back).
+        """
+        request = self.build_request(
+            method, url, headers=headers, content=content, timeouts=timeouts
+        )
+        follow = self._follow if follow_redirects is None else follow_redirects
+        response = await self.send(request, follow_redirects=follow)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def send(
+        self, request: Request, *, follow_redirects: bool = True
+    ) -> Response:
+        """Send a prepared request; return the response, body unread.
+
+        :raises TooManyRedirects: past ``max_redirects``.
+        """
+        history: list[Response] = []
+        # Bounded by max_redirects.
+        for _ in range(self._max_redirects + 1):
+            response = await self._send_with_retries(request)
+            following = self._redirect(request, response) if follow_redirects else None
+            if following is None:
+                response.history = history
+                return response
+            await self._drain(response)
+            history.append(response)
+            request = following
+        raise TooManyRedirects(
+            f"more than {self._max_redirects} redirects from {history[0].url}"
+        )
+
+    async def get(
+        self,
+        url: str | URL,
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send a GET and read the response (see :meth:`request`)."""
+        return await self.request(
+            "GET",
+            url,
+            headers=headers,
+            timeouts=timeouts,
+            follow_redirects=follow_redirects,
+        )
+
+    async def head(
+        self,
+        url: str | URL,
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send a HEAD and read the response (see :meth:`request`)."""
+        return await self.request(
+            "HEAD",
+            url,
+            headers=headers,
+            timeouts=timeouts,
+            follow_redirects=follow_redirects,
+        )
+
+    async def options(
+        self,
+        url: str | URL,
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send a OPTIONS and read the response (see :meth:`request`)."""
+        return await self.request(
+            "OPTIONS",
+            url,
+            headers=headers,
+            timeouts=timeouts,
+            follow_redirects=follow_redirects,
+        )
+
+    async def delete(
+        self,
+        url: str | URL,
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send a DELETE and read the response (see :meth:`request`)."""
+        return await self.request(
+            "DELETE",
+            url,
+            headers=headers,
+            timeouts=timeouts,
+            follow_redirects=follow_redirects,
+        )
+
+    async def post(
+        self,
+        url: str | URL,
+        *,
+        content: RequestBody = b"",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send a POST with ``content`` and read the response (see :meth:`request`)."""
+        return await self.request(
+            "POST",
+            url,
+            headers=headers,
+            content=content,
+            timeouts=timeouts,
+            follow_redirects=follow_redirects,
+        )
+
+    async def put(
+        self,
+        url: str | URL,
+        *,
+        content: RequestBody = b"",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send a PUT with ``content`` and read the response (see :meth:`request`)."""
+        return await self.request(
+            "PUT",
+            url,
+            headers=headers,
+            content=content,
+            timeouts=timeouts,
+            follow_redirects=follow_redirects,
+        )
+
+    async def patch(
+        self,
+        url: str | URL,
+        *,
+        content: RequestBody = b"",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool | None = None,
+    ) -> Response:
+        """Send a PATCH with ``content`` and read the response (see :meth:`request`)."""
+        return await self.request(
+            "PATCH",
+            url,
+            headers=headers,
+            content=content,
+            timeouts=timeouts,
+            follow_redirects=follow_redirects,
+        )
+
+    # -- retries and redirects -------------------------------------------------
+
+    def _retryable(self, request: Request) -> bool:
+        return request.method in _IDEMPOTENT and request.replayable
+
+    async def _send_with_retries(self, request: Request) -> Response:
+        # Bounded by self._retries.
+        for attempt in range(self._retries + 1):
+            try:
+                return await self._pool.handle_request(request)
+            except _RETRYABLE:
+                if attempt == self._retries or not self._retryable(request):
+                    raise
+            self.retry_count += 1
+            # Exponential backoff with "equal jitter": half fixed, half random.
+            delay = min(self._max_backoff, self._backoff * 2**attempt)
+            await anyio.sleep(delay / 2 + random.uniform(0, delay / 2))
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def _redirect(self, request: Request, response: Response) -> Request | None:
+        if response.status not in _REDIRECTS:
+            return None
+        location = response.get_header(b"location")
+        if location is None:
+            return None
+        try:
+            url = request.url.join(location.decode("latin-1"))
+        except ValueError:
+            return None
+        method, body = request.method, request.body
+        fields = list(request.headers)
+        # RFC 9110 §15.4.4: 303 means GET; §15.4.2-3: user agents turn a
+        # POST into a GET on 301 and 302.
+        if (response.status == 303 and method != "HEAD") or (
+            response.status in (301, 302) and method == "POST"
+        ):
+            method, body = "GET", b""
+            fields = [(n, v) for n, v in fields if n not in _BODY_FIELDS]
+        elif not isinstance(body, bytes):
+            # A streamed body cannot be sent again.
+            return None
+        if url.origin != request.url.origin:
+            fields = [(n, v) for n, v in fields if n not in _CREDENTIALS]
+        return Request(method, url, fields, body, request.timeouts)
+
+    async def _drain(self, response: Response) -> None:
+        """Read a little of a redirect's body, then close it."""
+        read = 0
+        async for chunk in response.stream:
+            read += len(chunk)
+            if read > _DRAIN_LIMIT:
+                break
+        await response.aclose()

@@ -1,0 +1,292 @@
+"""One request/response exchange on a pooled connection.
+
+The request's stream is opened, its body sent (``bytes`` in 1 MiB pieces,
+an async iterable piece by piece, each send waiting for flow-control
+credit), then the response's head is awaited, 1xx responses skipped.  The
+:class:`~hcore_io.client.Response` returned reads its body from the stream
+and releases the entry to the pool when the body ended or was closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+
+from hcore import HCoreError, RemoteProtocolError
+from hcore.events import (
+    DataReceived,
+    Event,
+    GoawayReceived,
+    HeadersReceived,
+    InformationalResponseReceived,
+    StreamResetReceived,
+    StreamResetSent,
+    TrailersReceived,
+)
+from hcore_io._exceptions import (
+    ConnectionClosed,
+    ReadError,
+    TimeoutError,
+    WriteTimeout,
+)
+from hcore_io.client._models import Request, Response, ResponseStream
+from hcore_io.connections import HTTPStream, StreamReset
+
+if TYPE_CHECKING:
+    from hcore_io.client._entry import PoolEntry
+    from hcore_io.client._pool import ConnectionPool
+
+__all__ = ("QUICUnconfirmed", "Refused", "exchange")
+
+_T = TypeVar("_T")
+# Body pieces handed to the connection at once.
+_CHUNK = 1 << 20
+# 1xx responses accepted before the final one.
+_MAX_INFORMATIONAL = 32
+
+
+class Refused(HCoreError):
+    """The server did not process the request: it may be sent again."""
+
+    def __init__(self, error: HCoreError) -> None:
+        super().__init__(str(error))
+        #: What to raise if it is not retried.
+        self.error = error
+
+
+class QUICUnconfirmed(HCoreError):
+    """An HTTP/3 connection heard nothing from the server in time."""
+
+    def __init__(self, message: str, *, via_alt_svc: bool) -> None:
+        super().__init__(message)
+        #: Whether the connection was chosen because of ``Alt-Svc``.
+        self.via_alt_svc = via_alt_svc
+
+
+async def _timed(
+    operation: Callable[[], Awaitable[_T]],
+    timeout: float | None,  # noqa: ASYNC109
+    error: type[TimeoutError],
+    what: str,
+) -> _T:
+    if timeout is None:
+        return await operation()
+    with anyio.move_on_after(timeout):
+        return await operation()
+    raise error(f"{what} took longer than {timeout} s")
+
+
+def _status(headers: HeadersReceived) -> int:
+    for name, value in headers.headers:
+        if name == b":status":
+            try:
+                return int(value)
+            except ValueError:
+                break
+    raise RemoteProtocolError("response without a valid :status")
+
+
+async def _send_body(stream: HTTPStream, request: Request) -> None:
+    body = request.body
+    write = request.timeouts.write
+    if isinstance(body, bytes):
+        # Bounded by the body's length.
+        for offset in range(0, len(body), _CHUNK):
+            piece = body[offset : offset + _CHUNK]
+            await stream.send_data(
+                piece, end_stream=offset + _CHUNK >= len(body), timeout=write
+            )
+        return
+    # Bounded by the caller's iterable.
+    async for piece in body:
+        if piece:
+            await stream.send_data(piece, timeout=write)
+    await stream.send_data(b"", end_stream=True, timeout=write)
+
+
+def _refusal(event: Event, stream: HTTPStream) -> HCoreError | None:
+    """The error for an event that ends a request before its response."""
+    codes = stream.connection.error_codes
+    if isinstance(event, GoawayReceived):
+        return Refused(ConnectionClosed("the server refused the request (GOAWAY)"))
+    if isinstance(event, StreamResetReceived | StreamResetSent):
+        error = ReadError(f"stream reset (error code {event.error_code:#x})")
+        if isinstance(event, StreamResetReceived):
+            if event.error_code == codes.refused_stream:
+                return Refused(error)
+        return error
+    return None
+
+
+async def _receive_head(stream: HTTPStream, request: Request) -> HeadersReceived:
+    for _ in range(_MAX_INFORMATIONAL + 1):
+        event = await stream.receive_event(timeout=request.timeouts.read)
+        if isinstance(event, HeadersReceived):
+            return event
+        if isinstance(event, InformationalResponseReceived):
+            continue
+        error = _refusal(event, stream)
+        if error is not None:
+            raise error
+        raise RemoteProtocolError(f"unexpected {event!r} before the response")
+    raise RemoteProtocolError("too many informational responses")
+
+
+async def _start(
+    entry: PoolEntry, pool: ConnectionPool, request: Request
+) -> tuple[HTTPStream, HeadersReceived]:
+    connection = entry.connection
+    assert connection is not None
+    headers = request.header_block()
+    body = request.body
+    try:
+        stream = await _timed(
+            lambda: connection.open_stream(
+                headers, end_stream=isinstance(body, bytes) and not body
+            ),
+            request.timeouts.write,
+            WriteTimeout,
+            "sending the request headers",
+        )
+    except ConnectionClosed as exc:
+        # Nothing was sent (GOAWAY, Connection: close): safe to send again.
+        raise Refused(exc) from exc
+    finally:
+        pool.opened_stream(entry)
+    try:
+        try:
+            await _send_body(stream, request)
+        except StreamReset as exc:
+            # The server may answer (an early 413) before reading it all.
+            if exc.by_peer and exc.error_code is None:
+                raise Refused(ConnectionClosed(str(exc))) from exc
+        return stream, await _receive_head(stream, request)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+        raise
+
+
+async def _start_watched(
+    entry: PoolEntry, pool: ConnectionPool, request: Request
+) -> tuple[HTTPStream, HeadersReceived]:
+    """Start the exchange; give up if a new QUIC connection stays silent."""
+    limit = pool.quic_connect_timeout if entry.via_alt_svc else request.timeouts.connect
+    if entry.received.is_set() or limit is None:
+        return await _start(entry, pool, request)
+    result: list[tuple[HTTPStream, HeadersReceived]] = []
+    silent = False
+
+    async def watch() -> None:
+        nonlocal silent
+        with anyio.move_on_after(limit):
+            await entry.received.wait()
+            return
+        silent = True
+        # Closing the connection ends the exchange's waits at once (a
+        # cancelled stream would first try, for a while, to send its reset
+        # over a connection that cannot send it).
+        connection = entry.connection
+        assert connection is not None
+        await connection.aclose()
+
+    error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            try:
+                result.append(await _start(entry, pool, request))
+            except (Refused, ConnectionClosed, ReadError):
+                if not silent:
+                    raise
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as group_error:
+        if len(group_error.exceptions) != 1:
+            raise
+        error = group_error.exceptions[0]
+    if error is not None:
+        # The task group wrapped the exchange's own error: raise it as it is.
+        raise error
+    if silent or not result:
+        raise QUICUnconfirmed(
+            f"HTTP/3 server {entry.origin} did not answer within {limit} s",
+            via_alt_svc=entry.via_alt_svc,
+        )
+    return result[0]
+
+
+async def exchange(
+    pool: ConnectionPool, entry: PoolEntry, request: Request
+) -> Response:
+    """Run ``request`` on ``entry``'s connection; return once its head arrived.
+
+    :raises Refused: the server did not process it (safe to send again).
+    :raises QUICUnconfirmed: a new HTTP/3 connection stayed silent.
+    """
+    connection = entry.connection
+    assert connection is not None
+    started = anyio.current_time()
+    entry.metrics.requests += 1
+    try:
+        if entry.quic:
+            stream, head = await _start_watched(entry, pool, request)
+        else:
+            stream, head = await _start(entry, pool, request)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await pool.release(entry, started, failed=True)
+        raise
+    status = _status(head)
+    fields = [
+        (name, value) for name, value in head.headers if not name.startswith(b":")
+    ]
+    for name, value in fields:
+        if name == b"alt-svc":
+            pool.learn_alt_svc(entry, value)
+    trailers: list[tuple[bytes, bytes]] = []
+    finished = head.end_stream
+    failed = False
+
+    async def receive() -> bytes | None:
+        nonlocal finished, failed
+        # Bounded: every event is data, the end, or an error.
+        while not finished:
+            try:
+                event = await stream.receive_event(timeout=request.timeouts.read)
+            except BaseException:
+                failed = True
+                raise
+            if isinstance(event, DataReceived):
+                finished = event.end_stream
+                if event.data:
+                    return event.data
+            elif isinstance(event, TrailersReceived):
+                trailers.extend(event.headers)
+                finished = True
+            else:
+                failed = True
+                error = _refusal(event, stream) or RemoteProtocolError(
+                    f"unexpected {event!r} in a response body"
+                )
+                raise error.error if isinstance(error, Refused) else error
+        return None
+
+    async def close() -> None:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+            await pool.release(entry, started, failed=failed)
+
+    response = Response(
+        status=status,
+        headers=fields,
+        http_version=connection.http_version,
+        stream=ResponseStream(receive, close),
+        request=request,
+        trailers=trailers,
+    )
+    if finished:
+        await response.stream.aclose()
+        response.content = b""
+    return response

@@ -1,0 +1,295 @@
+"""Requests, responses and URLs: what a client sends and gets back.
+
+A :class:`Request` holds a method, a :class:`URL`, header fields and a body
+that is either ``bytes`` or an async iterable of ``bytes`` (sent piece by
+piece, each piece waiting for the peer's flow control: backpressure).  A
+:class:`Response` arrives once its header block did; its body is read
+through :attr:`Response.stream`, which hands the connection back to the pool
+when the body ends or the stream is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from hcore import Headers, LocalProtocolError
+
+__all__ = (
+    "URL",
+    "Origin",
+    "Request",
+    "RequestBody",
+    "Response",
+    "ResponseStream",
+    "Timeouts",
+)
+
+#: A request body: all of it at once, or pieces as they come.
+RequestBody = bytes | AsyncIterable[bytes]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where requests go: scheme, host and port (RFC 6454 §4)."""
+
+    #: ``"http"`` or ``"https"``.
+    scheme: str
+    #: Host name or IP address (IPv6 without brackets).
+    host: str
+    #: TCP (or UDP, for HTTP/3) port.
+    port: int
+
+    @property
+    def authority(self) -> str:
+        """``host[:port]`` as it goes in ``:authority``; the default port omitted."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if _DEFAULT_PORTS.get(self.scheme) == self.port:
+            return host
+        return f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.authority}"
+
+
+@dataclass(frozen=True)
+class URL:
+    """An absolute ``http`` or ``https`` URL, split into what a request needs.
+
+    :param raw: the URL text.
+    :raises ValueError: if it is not an absolute ``http``/``https`` URL.
+    """
+
+    raw: str
+    #: The origin requests to this URL go to.
+    origin: Origin = field(init=False)
+    #: Path and query, as sent in ``:path`` (``/`` when empty).
+    target: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.raw)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise ValueError(f"not an http or https URL: {self.raw!r}")
+        if not parts.hostname:
+            raise ValueError(f"URL has no host: {self.raw!r}")
+        try:
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError as exc:
+            raise ValueError(f"invalid port in {self.raw!r}") from exc
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        object.__setattr__(self, "origin", Origin(scheme, parts.hostname, port))
+        object.__setattr__(self, "target", target)
+
+    @property
+    def scheme(self) -> str:
+        """``"http"`` or ``"https"``."""
+        return self.origin.scheme
+
+    @property
+    def host(self) -> str:
+        """The host name or address."""
+        return self.origin.host
+
+    @property
+    def port(self) -> int:
+        """The port, explicit or the scheme's default."""
+        return self.origin.port
+
+    def join(self, reference: str) -> URL:
+        """Resolve a (possibly relative) reference against this URL (RFC 3986 §5).
+
+        :raises ValueError: if the result is not an http or https URL.
+        """
+        return URL(urljoin(self.raw, reference))
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds each phase of a request may take; ``None`` waits forever."""
+
+    #: Opening a connection (TCP, TLS, QUIC handshake, proxy tunnel).
+    connect: float | None = None
+    #: Waiting for each piece of the response.
+    read: float | None = None
+    #: Each write of the request, credit waits included.
+    write: float | None = None
+    #: Waiting for a pool connection to become free.
+    pool: float | None = None
+
+
+@dataclass
+class Request:
+    """An HTTP request.
+
+    :param method: the method, e.g. ``"GET"``.
+    :param url: where to send it.
+    :param headers: header fields (lower-case names, no pseudo-headers).
+    :param body: the body: ``bytes``, or an async iterable of ``bytes``
+        streamed with backpressure.
+    :param timeouts: the timeouts of this request.
+    """
+
+    method: str
+    url: URL
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: RequestBody = b""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be sent again (it is ``bytes``)."""
+        return isinstance(self.body, bytes)
+
+    def header_block(self) -> Headers:
+        """The header block to send: pseudo-headers first, then the fields.
+
+        A ``bytes`` body gets a ``content-length`` unless one was given.
+
+        :raises hcore.LocalProtocolError: if a field name is not lower case.
+        """
+        url = self.url
+        block: list[tuple[bytes, bytes]] = [
+            (b":method", self.method.encode("ascii")),
+            (b":scheme", url.scheme.encode("ascii")),
+            (b":authority", url.origin.authority.encode("idna")),
+            (b":path", url.target.encode("ascii")),
+        ]
+        names = set()
+        for name, value in self.headers:
+            if name != name.lower() or name.startswith(b":"):
+                raise LocalProtocolError(f"invalid header name {name!r}")
+            if name == b"host":
+                continue
+            names.add(name)
+            block.append((name, value))
+        if (
+            isinstance(self.body, bytes)
+            and b"content-length" not in names
+            and (self.body or self.method not in ("GET", "HEAD", "OPTIONS"))
+        ):
+            block.append((b"content-length", str(len(self.body)).encode()))
+        return tuple(block)
+
+
+class ResponseStream:
+    """The body of a response, read piece by piece.
+
+    ``async for chunk in stream`` gives the pieces as they arrive; each read
+    returns flow-control credit, so a slow reader slows the sender instead of
+    filling memory.  :meth:`aread` reads the rest at once.  When the body
+    ends (or on :meth:`aclose`) the connection goes back to its pool.
+
+    :param receive: returns the next piece, or ``None`` at the end.
+    :param close: releases the exchange (resets it if unfinished).
+    """
+
+    def __init__(
+        self,
+        receive: Callable[[], Awaitable[bytes | None]],
+        close: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._receive = receive
+        self._close = close
+        self._done = False
+        self._closed = False
+        #: Body bytes read so far.
+        self.bytes_read = 0
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        # Bounded by the response body.
+        while (chunk := await self.read_chunk()) is not None:
+            yield chunk
+
+    async def read_chunk(self) -> bytes | None:
+        """Return the next non-empty piece, or ``None`` once the body ended.
+
+        :raises hcore_io.ReadTimeout: if the read timeout passed.
+        :raises hcore_io.ConnectionClosed: if the connection ended first.
+        """
+        if self._done or self._closed:
+            return None
+        try:
+            chunk = await self._receive()
+        except BaseException:
+            await self.aclose()
+            raise
+        if chunk is None:
+            self._done = True
+            await self.aclose()
+            return None
+        self.bytes_read += len(chunk)
+        return chunk
+
+    async def aread(self) -> bytes:
+        """Read the rest of the body and return it."""
+        return b"".join([chunk async for chunk in self])
+
+    async def aclose(self) -> None:
+        """Stop reading; an unfinished exchange is reset (HTTP/1.1: closed)."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+
+@dataclass
+class Response:
+    """An HTTP response; the body is read from :attr:`stream`.
+
+    :param status: the status code.
+    :param headers: the header fields (no pseudo-headers).
+    :param http_version: ``"1.1"``, ``"2"`` or ``"3"``.
+    :param stream: the body.
+    :param request: the request this answers.
+    """
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    http_version: str
+    stream: ResponseStream
+    request: Request
+    #: Trailer fields, filled in once the body was read to its end.
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: The body, once :meth:`aread` read it.
+    content: bytes | None = None
+    #: Earlier responses of a redirect chain, oldest first.
+    history: list[Response] = field(default_factory=list)
+
+    @property
+    def url(self) -> URL:
+        """The URL the response came from."""
+        return self.request.url
+
+    def get_header(self, name: bytes, default: bytes | None = None) -> bytes | None:
+        """The first value of a header field (lower-case name), or ``default``."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return default
+
+    async def aread(self) -> bytes:
+        """Read the whole body (once) and return it."""
+        if self.content is None:
+            self.content = await self.stream.aread()
+        return self.content
+
+    async def aclose(self) -> None:
+        """Stop reading the body and give the connection back."""
+        await self.stream.aclose()
+
+    async def __aenter__(self) -> Response:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
