@@ -193,6 +193,14 @@ class Driver(metaclass=ABCMeta):
             while not ready():
                 if self._input_done:
                     raise self._closed_error()
+                if not self._paused:
+                    # A send can release events the protocol already holds
+                    # (HTTP/1.1 parses a pipelined request only once the
+                    # response before it is complete): route them before
+                    # waiting on the network, where nothing more may come.
+                    self._dispatch()
+                    if ready():
+                        break
                 if not self._write_lock.locked() and self._transport.collect():
                     # The peer may be waiting for these bytes (a WINDOW_UPDATE)
                     # before it sends what this task waits for.
