@@ -73,27 +73,8 @@ def _limits(
 _DEFAULT_VERSIONS = (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2)
 
 
-class HTTP3ClientFactory(HTTPOverQUICClientFactory):
-    """Makes HTTP/3 client protocols on aioquic, remembering session tickets.
-
-    Tickets the servers send are kept in :attr:`session_ticket_store` under the
-    server name, and the next connection to that name resumes the session
-    (and may send its first requests as 0-RTT data).
-
-    :param session_ticket_store: where to keep tickets; a new store if
-        ``None``, so share one between factories to share tickets.
-    :param idle_timeout: seconds without traffic before the connection ends
-        (the smaller of both sides' values applies, RFC 9000 §10.1).
-    :param max_datagram_size: largest UDP payload to send, 1200 to 16384.
-    :param stream_receive_window: bytes a stream may receive beyond what the
-        application has taken; this bounds received data held per stream.
-    :param connection_receive_window: initial connection-wide receive window.
-    :param stream_send_buffer: most bytes of a stream given to aioquic and not
-        yet acknowledged; the rest waits in the protocol.
-    :param connection_id_length: length of the connection ids we issue.
-    :param supported_versions: QUIC versions, the first one used to connect.
-    :raises ValueError: for a limit out of range.
-    """
+class _AioquicFactory:
+    """The settings the client and server factories share (documented on each)."""
 
     def __init__(
         self,
@@ -125,8 +106,31 @@ class HTTP3ClientFactory(HTTPOverQUICClientFactory):
 
     @property
     def session_ticket_store(self) -> SessionTicketStore:
-        """The tickets kept for resuming sessions, by server name."""
+        """The session tickets kept (client) or issued (server) for resumption."""
         return self._tickets
+
+
+class HTTP3ClientFactory(_AioquicFactory, HTTPOverQUICClientFactory):
+    """Makes HTTP/3 client protocols on aioquic, remembering session tickets.
+
+    Tickets the servers send are kept in :attr:`session_ticket_store` under the
+    server name, and the next connection to that name resumes the session
+    (and may send its first requests as 0-RTT data).
+
+    :param session_ticket_store: where to keep tickets; a new store if
+        ``None``, so share one between factories to share tickets.
+    :param idle_timeout: seconds without traffic before the connection ends
+        (the smaller of both sides' values applies, RFC 9000 §10.1).
+    :param max_datagram_size: largest UDP payload to send, 1200 to 16384.
+    :param stream_receive_window: bytes a stream may receive beyond what the
+        application has taken; this bounds received data held per stream.
+    :param connection_receive_window: initial connection-wide receive window.
+    :param stream_send_buffer: most bytes of a stream given to aioquic and not
+        yet acknowledged; the rest waits in the protocol.
+    :param connection_id_length: length of the connection ids we issue.
+    :param supported_versions: QUIC versions, the first one used to connect.
+    :raises ValueError: for a limit out of range.
+    """
 
     def __call__(
         self,
@@ -156,7 +160,7 @@ class HTTP3ClientFactory(HTTPOverQUICClientFactory):
         )
 
 
-class HTTP3ServerFactory(HTTPOverQUICServerFactory):
+class HTTP3ServerFactory(_AioquicFactory, HTTPOverQUICServerFactory):
     """Makes HTTP/3 server protocols on aioquic.
 
     Issued session tickets are kept in :attr:`session_ticket_store`, each
@@ -178,39 +182,6 @@ class HTTP3ServerFactory(HTTPOverQUICServerFactory):
         others with Version Negotiation.
     :raises ValueError: for a limit out of range.
     """
-
-    def __init__(
-        self,
-        *,
-        session_ticket_store: SessionTicketStore | None = None,
-        idle_timeout: float = 60.0,
-        max_datagram_size: int = _MIN_DATAGRAM,
-        stream_receive_window: int = _MIB,
-        connection_receive_window: int = 16 * _MIB,
-        stream_send_buffer: int = 4 * _MIB,
-        connection_id_length: int = 8,
-        supported_versions: Sequence[int] = _DEFAULT_VERSIONS,
-    ) -> None:
-        self._limits = _limits(
-            idle_timeout=idle_timeout,
-            max_datagram_size=max_datagram_size,
-            stream_receive_window=stream_receive_window,
-            connection_receive_window=connection_receive_window,
-            stream_send_buffer=stream_send_buffer,
-            connection_id_length=connection_id_length,
-            supported_versions=supported_versions,
-        )
-        self._tickets = (
-            session_ticket_store
-            if session_ticket_store is not None
-            else SessionTicketStore()
-        )
-        self._certificates = CertificateCache()
-
-    @property
-    def session_ticket_store(self) -> SessionTicketStore:
-        """The issued tickets that clients may resume with."""
-        return self._tickets
 
     @property
     def quic_connection_id_length(self) -> int:
