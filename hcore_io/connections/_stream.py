@@ -175,15 +175,15 @@ class HTTPStream:
     ) -> Event:
         """Receive the stream's next event.
 
-        :param timeout: seconds to wait.
-        :return: a ``HeadersReceived``, ``InformationalResponseReceived``,
-            ``DataReceived``, ``TrailersReceived``, ``StreamResetReceived``,
-            ``StreamResetSent``, or the ``GoawayReceived`` that refused it.
         After the peer's last event this still waits, for as long as this
         side has not ended the stream: a reset may come (a client cancelling
         while the server works on its answer).  Iterating over the stream
         stops at the peer's last event instead.
 
+        :param timeout: seconds to wait.
+        :return: a ``HeadersReceived``, ``InformationalResponseReceived``,
+            ``DataReceived``, ``TrailersReceived``, ``StreamResetReceived``,
+            ``StreamResetSent``, or the ``GoawayReceived`` that refused it.
         :raises hcore_io.ConnectionClosed: if the connection ended first.
         :raises hcore_io.ReadTimeout: if ``timeout`` passed.
         :raises hcore.LocalProtocolError: if the stream was closed, or is

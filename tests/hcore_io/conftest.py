@@ -12,6 +12,8 @@ from hcore_io.networking import EpollNetworking, SystemNetworking
 
 #: A socket networking backend's class: both take the same arguments.
 SocketNetworkingClass = type[SystemNetworking] | type[EpollNetworking]
+#: An instance of one: what the ``networking`` fixture gives.
+SocketBackend = SystemNetworking | EpollNetworking
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -34,6 +36,16 @@ def networking_class(networking_backend: str) -> SocketNetworkingClass:
     if networking_backend == "epoll":
         return EpollNetworking
     return SystemNetworking
+
+
+@pytest.fixture
+def networking(networking_class: SocketNetworkingClass) -> SocketBackend:
+    """A fresh instance of the socket backend under test, with its defaults.
+
+    Pass it as ``networking=`` to every opener, listener, pool, client and
+    server a test builds, so that the test runs once per backend.
+    """
+    return networking_class()
 
 
 @pytest.fixture(scope="session")
