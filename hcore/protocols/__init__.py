@@ -2,10 +2,13 @@
 
 ``hcore.protocols.http1`` (on h11), ``.http2`` (on h2) and ``.http3`` (on
 aioquic) are registered in :data:`default_registry` as ``"h11"``, ``"h2"``
-and ``"aioquic"``.
+and ``"aioquic"``; when httptools is installed, an HTTP/1.1 client and
+server parsed by llhttp are registered as ``"httptools"`` too (h11 stays the
+default).
 """
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +48,9 @@ __all__ = (
 def _lazy(module: str, name: str) -> Callable[[], Any]:
     # Built-in implementations are imported on first use, so that importing
     # hcore.protocols does not pay for h2 and aioquic when only HTTP/1.1 runs.
-    def make() -> Any:
-        return getattr(importlib.import_module(module), name)()
+    # Keywords (the factory's limits) are passed on, as to a factory class.
+    def make(**options: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(**options)
 
     make.__qualname__ = f"{module}.{name}"
     return make
@@ -62,4 +66,14 @@ for _version, _name, _module, _prefix in (
         _name,
         client=_lazy(_module, f"{_prefix}ClientFactory"),
         server=_lazy(_module, f"{_prefix}ServerFactory"),
+    )
+
+if importlib.util.find_spec("httptools") is not None:
+    # The llhttp-parsed HTTP/1.1 client and server, registered like any
+    # user's would be.
+    default_registry.register(
+        "1.1",
+        "httptools",
+        client=_lazy("hcore.protocols.http1", "HTTPToolsClientFactory"),
+        server=_lazy("hcore.protocols.http1", "HTTPToolsServerFactory"),
     )

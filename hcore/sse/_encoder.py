@@ -29,7 +29,8 @@ def encode_event(event: ServerSentEvent) -> bytes:
     :param event: the event to encode.
     :return: its UTF-8 encoding.
     :raises LocalProtocolError: if ``event`` or ``id`` holds a line break,
-        ``id`` a NULL (readers ignore such ids), or ``retry`` is negative.
+        ``id`` a NULL (readers ignore such ids), ``retry`` is negative, or
+        a string holds a lone surrogate (no UTF-8 form).
     """
     lines: list[str] = []
     if event.event != "message":
@@ -47,7 +48,15 @@ def encode_event(event: ServerSentEvent) -> bytes:
     # A space after the colon keeps data that starts with a space intact:
     # the reader drops exactly one.
     lines.extend(f"data: {line}" for line in _LINE_END.split(event.data))
-    return ("\n".join(lines) + "\n\n").encode("utf-8")
+    return _utf8("\n".join(lines) + "\n\n")
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate has no UTF-8 form (HTML §9.2.5: streams are UTF-8).
+        raise LocalProtocolError(f"not encodable as UTF-8: {exc.reason}") from exc
 
 
 def encode_comment(text: str = "") -> bytes:
@@ -55,5 +64,6 @@ def encode_comment(text: str = "") -> bytes:
 
     :param text: the comment; each of its lines becomes a ``:`` line.
     :return: its UTF-8 encoding.
+    :raises LocalProtocolError: if ``text`` holds a lone surrogate.
     """
-    return "".join(f":{line}\n" for line in _LINE_END.split(text)).encode("utf-8")
+    return _utf8("".join(f":{line}\n" for line in _LINE_END.split(text)))

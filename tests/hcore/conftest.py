@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from hcore.protocols import HTTPOverTCPFactory
-from hcore.protocols.http1 import HTTP1ClientFactory, HTTP1ServerFactory
+from hcore.protocols.http1 import (
+    HTTP1ClientFactory,
+    HTTP1ServerFactory,
+    HTTPToolsClientFactory,
+    HTTPToolsServerFactory,
+)
+from tests.hcore import http1_helpers
 
 #: A factory class (or callable) taking the HTTP/1.1 limits as keywords
 #: (``max_header_size``, ``max_header_count``, ...).
@@ -17,7 +23,27 @@ HTTP1FactoryMaker = Callable[..., HTTPOverTCPFactory]
 #: answers, by registry name: (client factory, server factory).
 HTTP1_IMPLEMENTATIONS: dict[str, tuple[HTTP1FactoryMaker, HTTP1FactoryMaker]] = {
     "h11": (HTTP1ClientFactory, HTTP1ServerFactory),
+    "httptools": (HTTPToolsClientFactory, HTTPToolsServerFactory),
 }
+
+
+@pytest.fixture(scope="module", params=sorted(HTTP1_IMPLEMENTATIONS))
+def http1_helpers_implementation(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a whole module once per implementation, through the helpers.
+
+    ``make_pair``, ``new_server``, ``new_client``, ``open_client`` and
+    ``feed_server`` of :mod:`tests.hcore.http1_helpers` make clients and
+    servers of the implementation under test; a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("http1_helpers_implementation")``.
+    Module-scoped, so that hypothesis tests may use it.
+    """
+    name: str = request.param
+    http1_helpers.CLIENT_FACTORY[0], http1_helpers.SERVER_FACTORY[0] = (
+        HTTP1_IMPLEMENTATIONS[name]
+    )
+    yield name
+    http1_helpers.CLIENT_FACTORY[0] = HTTP1ClientFactory
+    http1_helpers.SERVER_FACTORY[0] = HTTP1ServerFactory
 
 
 @pytest.fixture(params=sorted(HTTP1_IMPLEMENTATIONS))

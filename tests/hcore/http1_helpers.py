@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 from hcore.events import DataReceived, Event, HeadersReceived
+from hcore.protocols import HTTPOverTCPFactory
 from hcore.protocols.http1 import (
     H11ClientProtocol,
     H11ServerProtocol,
@@ -20,6 +22,16 @@ from tests.hcore.pairs import Splitter, TCPPair, drain, whole
 
 Fields = list[tuple[bytes, bytes]]
 
+#: The server factory class the helpers use; the
+#: ``http1_helpers_implementation`` fixture (conftest) switches it so that a
+#: module runs on every HTTP/1.1 implementation.  Servers are typed as
+#: H11ServerProtocol for the tests' sake: every implementation has its
+#: public interface.
+SERVER_FACTORY: list[Callable[..., HTTPOverTCPFactory]] = [HTTP1ServerFactory]
+#: The client factory class the helpers use, switched the same way; clients
+#: are typed as H11ClientProtocol for the same reason.
+CLIENT_FACTORY: list[Callable[..., HTTPOverTCPFactory]] = [HTTP1ClientFactory]
+
 
 def make_pair(
     split: Splitter = whole,
@@ -29,8 +41,14 @@ def make_pair(
     tls_version: str | None = None,
 ) -> tuple[TCPPair, H11ClientProtocol, H11ServerProtocol]:
     """A client and a server protocol joined in memory."""
-    client = (client_factory or HTTP1ClientFactory())(tls_version=tls_version)
-    server = (server_factory or HTTP1ServerFactory())(tls_version=tls_version)
+    client = cast(
+        H11ClientProtocol,
+        (client_factory or CLIENT_FACTORY[0]())(tls_version=tls_version),
+    )
+    server = cast(
+        H11ServerProtocol,
+        (server_factory or SERVER_FACTORY[0]())(tls_version=tls_version),
+    )
     return TCPPair(client, server, split), client, server
 
 
@@ -41,11 +59,12 @@ def new_server(
     max_pipelined_size: int = DEFAULT_MAX_PIPELINED_SIZE,
 ) -> H11ServerProtocol:
     """A server protocol with the given limits, made by its factory."""
-    return HTTP1ServerFactory(
+    factory = SERVER_FACTORY[0](
         max_header_size=max_header_size,
         max_header_count=max_header_count,
         max_pipelined_size=max_pipelined_size,
-    )()
+    )
+    return cast(H11ServerProtocol, factory())
 
 
 def new_client(
@@ -54,9 +73,10 @@ def new_client(
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
 ) -> H11ClientProtocol:
     """A client protocol with the given limits, made by its factory."""
-    return HTTP1ClientFactory(
+    factory = CLIENT_FACTORY[0](
         max_header_size=max_header_size, max_header_count=max_header_count
-    )()
+    )
+    return cast(H11ClientProtocol, factory())
 
 
 def req(

@@ -21,6 +21,8 @@ from tests.hcore.http1_helpers import (
 )
 from tests.hcore.pairs import TCPPair, drain
 
+pytestmark = pytest.mark.usefixtures("http1_helpers_implementation")
+
 
 def exchange(
     pair: TCPPair,

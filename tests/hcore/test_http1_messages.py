@@ -23,6 +23,8 @@ from tests.hcore.http1_helpers import (
     resp,
 )
 
+pytestmark = pytest.mark.usefixtures("http1_helpers_implementation")
+
 # -- request heads --------------------------------------------------------------
 
 

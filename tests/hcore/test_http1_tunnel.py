@@ -10,6 +10,8 @@ from hcore.protocols.http1 import H11ClientProtocol, H11ServerProtocol
 from tests.hcore.http1_helpers import feed_server, make_pair, new_server, req, resp
 from tests.hcore.pairs import TCPPair, drain
 
+pytestmark = pytest.mark.usefixtures("http1_helpers_implementation")
+
 CONNECT = [(b":method", b"CONNECT"), (b":authority", b"upstream.example:443")]
 UPGRADE = req(
     b"GET", b"/ws", b"h", (b"connection", b"upgrade"), (b"upgrade", b"websocket")

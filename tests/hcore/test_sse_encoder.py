@@ -45,7 +45,7 @@ def test_unencodable_events(event: ServerSentEvent) -> None:
 
 
 _line = st.text(
-    st.characters(exclude_characters="\r\n"),
+    st.characters(codec="utf-8", exclude_characters="\r\n"),
     max_size=20,
 )
 

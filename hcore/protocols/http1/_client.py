@@ -14,11 +14,12 @@ from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_SIZE,
 )
 from hcore.protocols.http1._protocol import H11Protocol, _Phase
+from hcore.protocols.http1._roles import ClientRole
 
 __all__ = ("H11ClientProtocol",)
 
 
-class H11ClientProtocol(H11Protocol):
+class H11ClientProtocol(ClientRole, H11Protocol):
     """The client end of an HTTP/1.1 connection.
 
     One request at a time (no pipelining): :meth:`is_available` is true
@@ -66,16 +67,6 @@ class H11ClientProtocol(H11Protocol):
             and self._h11.our_state is h11.IDLE
             and self._h11.their_state is h11.IDLE
         )
-
-    def get_available_stream_id(self) -> int:
-        """Return the stream id the next request must use.
-
-        :raises LocalProtocolError: while an exchange runs, or once the
-            connection is closing or closed.
-        """
-        if not self.is_available():
-            raise LocalProtocolError("HTTP/1.1 connection is busy or closed")
-        return self._stream_id
 
     def submit_headers(
         self, stream_id: int, headers: Headers, end_stream: bool = False
@@ -166,26 +157,3 @@ class H11ClientProtocol(H11Protocol):
             self._dangling = self._stream_id - 2
         self._proposed_tunnel = False
         self._tunnel_local_ended = False
-
-    def _data_without_body(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        awaiting = (
-            stream_id == self._stream_id
-            and self._proposed_tunnel
-            and not self._tunnel_local_ended
-        )
-        if awaiting or stream_id == self._dangling:
-            if data:
-                raise LocalProtocolError(
-                    f"stream {stream_id} has no tunnel: the server has not agreed"
-                )
-            if end_stream:
-                if awaiting:
-                    self._tunnel_local_ended = True
-                else:
-                    self._dangling = None
-            return
-        raise LocalProtocolError(f"stream {stream_id} is not sending a body")
-
-    def _stream_forgotten(self, stream_id: int) -> None:
-        if stream_id == self._dangling:
-            self._dangling = None

@@ -28,12 +28,15 @@ __all__ = (
     "Framing",
     "OutgoingBody",
     "RequestPlan",
+    "check_fields",
     "fields_from_request",
     "fields_from_response",
     "plan_request",
     "plan_response",
+    "plan_response_head",
     "plan_trailers",
     "proposes_upgrade",
+    "request_block",
 )
 
 _Fields = list[tuple[bytes, bytes]]
@@ -49,6 +52,12 @@ _FORBIDDEN_TRAILERS = frozenset(
     {b"content-length", b"transfer-encoding", b"host", b"connection", b"trailer"}
 )
 _METHODS_WITH_CONTENT = frozenset({b"POST", b"PUT", b"PATCH"})
+# RFC 9110 §5.1, §5.5, as h11 reads them: a token; field-vchar (anything but
+# NUL and whitespace) runs separated by SP / HTAB.
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+#: Field names already found valid (bounded).
+_GOOD_NAMES: set[bytes] = set()
 
 
 class BadMessage(Exception):
@@ -143,7 +152,7 @@ def _split_pseudo(
 
 
 def _values(fields: _Fields, name: bytes) -> list[bytes]:
-    return [value for field, value in fields if _lower(field) == name]
+    return [value for field, value in fields if field.lower() == name]
 
 
 def _framing_fields(fields: _Fields) -> tuple[int | None, bool]:
@@ -271,20 +280,24 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-def plan_response(
+def plan_response_head(
     headers: Headers,
     end_stream: bool,
     *,
     request_method: bytes,
     peer_version: bytes,
     close: bool,
-) -> tuple[h11.InformationalResponse | h11.Response, OutgoingBody | None]:
-    """Turn a response header block into a status line and framing.
+) -> tuple[int, bytes, _Fields, OutgoingBody | None]:
+    """Turn a response header block into a status, fields and framing.
+
+    What :func:`plan_response` does short of building h11's event, for a
+    writer of its own (which checks the fields with :func:`check_fields`).
 
     :param request_method: the method of the request being answered.
     :param peer_version: the HTTP version of that request.
     :param close: add ``Connection: close``.
-    :return: the h11 event, and the body framing (``None`` for 1xx).
+    :return: the status, its reason phrase, the fields and the body framing
+        (``None`` for 1xx).
     :raises LocalProtocolError: if the block is not a valid response.
     """
     pseudo, fields = _split_pseudo(headers, (b":status",))
@@ -293,11 +306,7 @@ def plan_response(
     if status < 200:
         if end_stream and status != 101:
             raise LocalProtocolError("an interim (1xx) response cannot end the stream")
-        with _h11_checks():
-            interim = h11.InformationalResponse(
-                status_code=status, headers=fields, reason=reason
-            )
-        return interim, None
+        return status, reason, fields, None
     if close and b"close" not in b",".join(_values(fields, b"connection")).lower():
         fields.append((b"connection", b"close"))
     length, chunked = _framing_fields(fields)
@@ -321,9 +330,60 @@ def plan_response(
         body = OutgoingBody(Framing.CLOSE)
     else:
         body = OutgoingBody(Framing.CHUNKED)
+    return status, reason, fields, body
+
+
+def plan_response(
+    headers: Headers,
+    end_stream: bool,
+    *,
+    request_method: bytes,
+    peer_version: bytes,
+    close: bool,
+) -> tuple[h11.InformationalResponse | h11.Response, OutgoingBody | None]:
+    """Turn a response header block into a status line and framing.
+
+    :param request_method: the method of the request being answered.
+    :param peer_version: the HTTP version of that request.
+    :param close: add ``Connection: close``.
+    :return: the h11 event, and the body framing (``None`` for 1xx).
+    :raises LocalProtocolError: if the block is not a valid response.
+    """
+    status, reason, fields, body = plan_response_head(
+        headers,
+        end_stream,
+        request_method=request_method,
+        peer_version=peer_version,
+        close=close,
+    )
     with _h11_checks():
-        response = h11.Response(status_code=status, headers=fields, reason=reason)
-    return response, body
+        if body is None:
+            return h11.InformationalResponse(
+                status_code=status, headers=fields, reason=reason
+            ), None
+        return h11.Response(status_code=status, headers=fields, reason=reason), body
+
+
+def check_fields(fields: Sequence[tuple[bytes, bytes]]) -> None:
+    """Refuse the fields h11 would refuse to send (RFC 9110 §5.1, §5.5).
+
+    Names are tokens, values ``field-vchar`` separated by spaces or tabs,
+    and ``Transfer-Encoding`` is one ``chunked`` (the only coding written).
+    Names seen valid are remembered, as a server sends the same few.
+
+    :raises LocalProtocolError: on the first field h11 would refuse.
+    """
+    for name, value in fields:
+        if name not in _GOOD_NAMES:
+            if not _FIELD_NAME.fullmatch(name):
+                raise LocalProtocolError(f"Illegal header name {name!r}")
+            if len(_GOOD_NAMES) < 256:
+                _GOOD_NAMES.add(name)
+        if not _FIELD_VALUE.fullmatch(value):
+            raise LocalProtocolError(f"Illegal header value {value!r}")
+    codings = _values(list(fields), b"transfer-encoding")
+    if codings and [value.lower() for value in codings] != [b"chunked"]:
+        raise LocalProtocolError("Only Transfer-Encoding: chunked is supported")
 
 
 def plan_trailers(headers: Headers, body: OutgoingBody) -> h11.EndOfMessage:
@@ -357,9 +417,27 @@ def fields_from_request(
     :param scheme: ``:scheme`` for origin-form targets.
     :raises BadMessage: if the target does not fit the method.
     """
-    method, target = request.method, request.target
-    fields = [(name, value) for name, value in request.headers if name != b"host"]
-    hosts = [value for name, value in request.headers if name == b"host"]
+    return request_block(request.method, request.target, request.headers, scheme)
+
+
+def request_block(
+    method: bytes,
+    target: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    scheme: bytes,
+) -> tuple[tuple[bytes, bytes], ...]:
+    """Express a parsed request line and fields as an hcore header block.
+
+    What :func:`fields_from_request` does, for a parser other than h11.
+
+    :param method: the request method.
+    :param target: the request target, as sent.
+    :param headers: the fields, names lower-case.
+    :param scheme: ``:scheme`` for origin-form targets.
+    :raises BadMessage: if the target does not fit the method.
+    """
+    fields = [(name, value) for name, value in headers if name != b"host"]
+    hosts = [value for name, value in headers if name == b"host"]
     pseudo: _Fields = [(b":method", method)]
     if method == b"CONNECT":
         if not _AUTHORITY_FORM.match(target):

@@ -21,11 +21,13 @@ from hcore.protocols.http1._limits import (
     DEFAULT_MAX_PIPELINED_SIZE,
 )
 from hcore.protocols.http1._protocol import H11Protocol, _Phase
+from hcore.protocols.http1._roles import ServerRole
+from hcore.protocols.http1._strict import check_request_head
 
 __all__ = ("H11ServerProtocol",)
 
 
-class H11ServerProtocol(H11Protocol):
+class H11ServerProtocol(ServerRole, H11Protocol):
     """The server end of an HTTP/1.1 connection.
 
     Each request arrives as :class:`~hcore.events.HeadersReceived` on the
@@ -38,10 +40,11 @@ class H11ServerProtocol(H11Protocol):
     current exchange with ``Connection: close`` and then the connection,
     with :class:`~hcore.events.ConnectionTerminated` ``error_code=429``.
 
-    A request that cannot be parsed is answered with 400 (431 when the head
-    is too large or has too many fields, 501 for an unknown
-    ``Transfer-Encoding``) and ``Connection: close``, and the connection
-    ends with that status as the error code.  HTTP/1.0 clients get one
+    A request that cannot be parsed, or that :mod:`._strict` refuses as a
+    smuggling risk, is answered with 400 (431 when the head is too large or
+    has too many fields, 505 for a version other than 1.x) and
+    ``Connection: close``, and the connection ends with that status as the
+    error code.  HTTP/1.0 clients get one
     exchange per connection (h11 does not keep HTTP/1.0 connections alive)
     and close-delimited bodies when no ``Content-Length`` is given.
 
@@ -75,17 +78,6 @@ class H11ServerProtocol(H11Protocol):
         #: depends on the answer.
         self._end_deferred = False
 
-    def is_available(self) -> bool:
-        """Always false: an HTTP/1.1 server does not open streams."""
-        return False
-
-    def get_available_stream_id(self) -> int:
-        """Refuse: streams are opened by the client.
-
-        :raises LocalProtocolError: always.
-        """
-        raise LocalProtocolError("an HTTP/1.1 server does not open streams")
-
     def submit_headers(
         self, stream_id: int, headers: Headers, end_stream: bool = False
     ) -> None:
@@ -117,18 +109,7 @@ class H11ServerProtocol(H11Protocol):
             peer_version=self._peer_version,
             close=self._closing,
         )
-        # h11's MIGHT_SWITCH_PROTOCOL: the request proposed a switch and ended.
-        switching = self._end_deferred and (
-            (response.status_code == 101 and self._request_upgrade)
-            or (
-                self._request_method == b"CONNECT" and 200 <= response.status_code < 300
-            )
-        )
-        if response.status_code == 101 and not switching:
-            raise LocalProtocolError("101 answers only a complete Upgrade request")
-        if self._request_method == b"CONNECT" and response.status_code // 100 == 2:
-            if not switching:
-                raise LocalProtocolError("the CONNECT request is not complete yet")
+        switching = self._switching(response.status_code)
         if body is not None:
             body.check(0, end_stream and not switching)
         self._send(response)
@@ -163,12 +144,18 @@ class H11ServerProtocol(H11Protocol):
 
     def _received_head(self, event: h11.Event) -> None:
         assert isinstance(event, h11.Request)
+        # Known before any refusal: the answer to a HEAD has no body.
+        self._request_method = event.method
         fields = list(event.headers)
         complaint = self._limits.check(
             len(event.method) + len(event.target) + 11, fields
         )
         if complaint is not None:
             self._receive_failed(431, complaint)
+            return
+        refusal = check_request_head(event.target, event.http_version, fields)
+        if refusal is not None:
+            self._receive_failed(*refusal)
             return
         try:
             block = fields_from_request(event, self._scheme)
@@ -182,6 +169,11 @@ class H11ServerProtocol(H11Protocol):
         self._emit(HeadersReceived(self._stream_id, block))
 
     def _receive_failed(self, code: int, message: str) -> None:
+        if code == 501:
+            # h11 says 501 for every Transfer-Encoding but "chunked"; in a
+            # request whose last coding is not chunked, RFC 9112 §6.3 (4)
+            # requires 400, and h11 cannot tell the cases apart.
+            code = 400
         if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             # RFC 9112 §3, §5: answer what cannot be parsed, then close, as
             # the rest of the stream cannot be trusted.
@@ -193,17 +185,11 @@ class H11ServerProtocol(H11Protocol):
                 (b"connection", b"close"),
             ]
             self._send(h11.Response(status_code=code, headers=fields, reason=reason))
-            self._send(h11.Data(data=body))
+            if self._request_method != b"HEAD":
+                # RFC 9110 §9.3.2: a response to HEAD carries no content.
+                self._send(h11.Data(data=body))
             self._send(h11.EndOfMessage())
         self._terminate(code, message)
-
-    def _message_ended(self) -> None:
-        if self._request_method == b"CONNECT" or self._request_upgrade:
-            # RFC 9110 §9.3.6: a CONNECT (or Upgrade) request's side stays
-            # open for the tunnel unless the answer refuses it.
-            self._end_deferred = True
-        else:
-            self._emit_end()
 
     def _new_cycle(self) -> None:
         self._request_seen = False
@@ -211,10 +197,3 @@ class H11ServerProtocol(H11Protocol):
         self._request_upgrade = False
         self._end_deferred = False
         self._tunnel_local_ended = False
-
-    def _data_without_body(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        if stream_id == self._stream_id and self._request_seen:
-            raise LocalProtocolError(
-                f"stream {stream_id}: send the response headers before data"
-            )
-        raise LocalProtocolError(f"stream {stream_id} has no request to answer")

@@ -30,8 +30,9 @@ Defaults and why:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
-__all__ = ("DEFAULT_WINDOW", "Options")
+__all__ = ("DEFAULT_WINDOW", "ClientSettings", "Options", "ServerSettings")
 
 #: RFC 9113 §6.9.2: the initial window of streams and of the connection.
 DEFAULT_WINDOW = 65_535
@@ -72,6 +73,23 @@ class Options:
         _check("rapid_reset_window", self.rapid_reset_window, 1, _MAX_SETTING)
         if type(self.enable_connect_protocol) is not bool:
             raise ValueError("enable_connect_protocol must be a bool")
+
+
+class ClientSettings(TypedDict, total=False):
+    """The limits a client factory takes as keywords (defaults: :class:`Options`)."""
+
+    initial_window_size: int
+    connection_window_size: int
+    max_header_list_size: int
+
+
+class ServerSettings(ClientSettings, total=False):
+    """The limits a server factory takes: a client's and the server's own."""
+
+    max_concurrent_streams: int
+    enable_connect_protocol: bool
+    max_rapid_resets: int
+    rapid_reset_window: int
 
 
 def _check(name: str, value: int, low: int, high: int) -> None:

@@ -19,6 +19,9 @@ protocol around it keeps three things h2 does not:
   the receive windows.
 * Outgoing bytes: h2's buffer, preceded by the frames we build ourselves
   (a graceful GOAWAY, which h2 could only send by closing its state).
+* A frame gate (:mod:`._frames`) that reads frame headers before h2 sees
+  the bytes: oversized frames, CONTINUATION floods and unacknowledged
+  PING/SETTINGS floods end the connection before h2 buffers them.
 
 Sending data: ``submit_data`` hands h2 as much as the peer's windows and
 SETTINGS_MAX_FRAME_SIZE allow and keeps the rest in the stream's record.
@@ -64,6 +67,7 @@ from hcore.events import (
     TrailersReceived,
 )
 from hcore.protocols._protocols import HTTPOverTCPProtocol
+from hcore.protocols.http2._frames import FrameGate
 from hcore.protocols.http2._guard import ResetGuard
 from hcore.protocols.http2._h2 import GoawayFrameReceived, open_connection
 from hcore.protocols.http2._headers import (
@@ -114,6 +118,11 @@ class H2Protocol(HTTPOverTCPProtocol):
         self._last_accepted = 0
         self._settings_acked = False
         self._guard: ResetGuard | None = None
+        self._gate = FrameGate(
+            server=not self._client_side,
+            max_frame_size=self._conn.max_inbound_frame_size,
+            max_header_list_size=options.max_header_list_size,
+        )
         self._handlers: dict[type[H2Event], Callable[[Any], None]] = {
             H2DataReceived: self._on_data,
             H2TrailersReceived: self._on_trailers,
@@ -269,6 +278,12 @@ class H2Protocol(HTTPOverTCPProtocol):
         """
         if self._terminated or not data:
             return
+        complaint = self._gate.feed(data)
+        if complaint is not None:
+            # Refused before h2 buffers (or answers) any of it.
+            code, reason = complaint
+            self._terminate(code, f"peer broke HTTP/2: {reason}", goaway=True)
+            return
         try:
             h2_events = self._conn.receive_data(data)
         except ProtocolError as exc:
@@ -307,6 +322,7 @@ class H2Protocol(HTTPOverTCPProtocol):
 
         :return: the bytes, ``b""`` when there are none.
         """
+        self._gate.sent()
         data = self._conn.data_to_send()
         out = self._out
         if out:

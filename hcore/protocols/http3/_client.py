@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aioquic.h3.connection import ErrorCode, H3Connection
+from aioquic.h3.connection import ErrorCode
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.tls import SessionTicket
 
@@ -80,7 +80,7 @@ class AioquicClientProtocol(AioquicProtocol):
             self._control_stream_id = quic.get_next_available_stream_id(
                 is_unidirectional=True
             )
-            self._h3 = H3Connection(quic)
+            self._h3 = self._new_h3(quic)
             return
         super().clock(now)
 

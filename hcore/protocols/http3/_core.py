@@ -55,6 +55,7 @@ from hcore.events import (
 )
 from hcore.protocols.http3._control import ControlStreamError, ControlStreamReader
 from hcore.protocols.http3._limits import Limits
+from hcore.protocols.http3._qpack import BoundedH3Connection
 from hcore.protocols.http3._quic import (
     FlowControlledQuicConnection,
     forget_h3_sending,
@@ -140,6 +141,16 @@ class ProtocolCore:
         if self._now is None:
             raise LocalProtocolError("call clock() before feeding datagrams")
         return self._now
+
+    def _new_h3(self, quic: FlowControlledQuicConnection) -> H3Connection:
+        """Make the HTTP/3 layer, with our QPACK and field section bounds."""
+        limits = self._limits
+        return BoundedH3Connection(
+            quic,
+            max_table_capacity=limits.qpack_max_table_capacity,
+            blocked_streams=limits.qpack_blocked_streams,
+            max_field_section_size=limits.max_field_section_size,
+        )
 
     def _usable(self) -> H3Connection:
         if self._terminated or self._closing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 from aioquic.quic.packet import QuicProtocolVersion
 
@@ -14,6 +15,7 @@ from hcore.protocols._factories import (
 )
 from hcore.protocols.http3._client import AioquicClientProtocol
 from hcore.protocols.http3._limits import Limits
+from hcore.protocols.http3._retry import RetryTokens
 from hcore.protocols.http3._server import AioquicServerProtocol
 from hcore.protocols.http3._tls import (
     CertificateCache,
@@ -41,6 +43,9 @@ def _limits(
     stream_send_buffer: int,
     connection_id_length: int,
     supported_versions: Sequence[int],
+    qpack_max_table_capacity: int,
+    qpack_blocked_streams: int,
+    max_field_section_size: int,
 ) -> Limits:
     if not idle_timeout > 0:
         raise ValueError("idle_timeout must be positive")
@@ -59,6 +64,13 @@ def _limits(
         raise ValueError("connection_id_length must be between 8 and 20")
     if not supported_versions:
         raise ValueError("supported_versions must not be empty")
+    # RFC 9204 §5: QPACK settings are 62-bit; these bound memory, so sanely.
+    if not 0 <= qpack_max_table_capacity <= _MIB:
+        raise ValueError("qpack_max_table_capacity must be between 0 and 1 MiB")
+    if not 0 <= qpack_blocked_streams <= 1000:
+        raise ValueError("qpack_blocked_streams must be between 0 and 1000")
+    if not 1024 <= max_field_section_size <= 16 * _MIB:
+        raise ValueError("max_field_section_size must be between 1 KiB and 16 MiB")
     return Limits(
         idle_timeout=float(idle_timeout),
         max_datagram_size=max_datagram_size,
@@ -67,10 +79,29 @@ def _limits(
         stream_send_buffer=stream_send_buffer,
         connection_id_length=connection_id_length,
         supported_versions=tuple(int(v) for v in supported_versions),
+        qpack_max_table_capacity=qpack_max_table_capacity,
+        qpack_blocked_streams=qpack_blocked_streams,
+        max_field_section_size=max_field_section_size,
     )
 
 
 _DEFAULT_VERSIONS = (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2)
+
+
+class _Settings(TypedDict, total=False):
+    """The keyword settings both factories take (documented on each)."""
+
+    session_ticket_store: SessionTicketStore | None
+    idle_timeout: float
+    max_datagram_size: int
+    stream_receive_window: int
+    connection_receive_window: int
+    stream_send_buffer: int
+    connection_id_length: int
+    supported_versions: Sequence[int]
+    qpack_max_table_capacity: int
+    qpack_blocked_streams: int
+    max_field_section_size: int
 
 
 class _AioquicFactory:
@@ -87,6 +118,9 @@ class _AioquicFactory:
         stream_send_buffer: int = 4 * _MIB,
         connection_id_length: int = 8,
         supported_versions: Sequence[int] = _DEFAULT_VERSIONS,
+        qpack_max_table_capacity: int = 0,
+        qpack_blocked_streams: int = 16,
+        max_field_section_size: int = 64 * 1024,
     ) -> None:
         self._limits = _limits(
             idle_timeout=idle_timeout,
@@ -96,6 +130,9 @@ class _AioquicFactory:
             stream_send_buffer=stream_send_buffer,
             connection_id_length=connection_id_length,
             supported_versions=supported_versions,
+            qpack_max_table_capacity=qpack_max_table_capacity,
+            qpack_blocked_streams=qpack_blocked_streams,
+            max_field_section_size=max_field_section_size,
         )
         self._tickets = (
             session_ticket_store
@@ -129,6 +166,14 @@ class HTTP3ClientFactory(_AioquicFactory, HTTPOverQUICClientFactory):
         yet acknowledged; the rest waits in the protocol.
     :param connection_id_length: length of the connection ids we issue.
     :param supported_versions: QUIC versions, the first one used to connect.
+    :param qpack_max_table_capacity: QPACK dynamic table capacity offered to
+        the peer's encoder (RFC 9204 §3.2.3); 0, the default, turns the
+        dynamic table off, so that a byte of field section decodes to at most
+        one short static entry (a QPACK bomb cannot expand).
+    :param qpack_blocked_streams: streams that may wait for table updates.
+    :param max_field_section_size: largest header or trailer section
+        accepted (SETTINGS_MAX_FIELD_SECTION_SIZE); a larger one closes the
+        connection with H3_EXCESSIVE_LOAD.
     :raises ValueError: for a limit out of range.
     """
 
@@ -180,8 +225,38 @@ class HTTP3ServerFactory(_AioquicFactory, HTTPOverQUICServerFactory):
         a listener needs to route short-header packets.
     :param supported_versions: QUIC versions accepted; a listener answers
         others with Version Negotiation.
+    :param qpack_max_table_capacity: QPACK dynamic table capacity offered to
+        the peer's encoder (RFC 9204 §3.2.3); 0, the default, turns the
+        dynamic table off, so that a byte of field section decodes to at most
+        one short static entry (a QPACK bomb cannot expand).
+    :param qpack_blocked_streams: streams that may wait for table updates.
+    :param max_field_section_size: largest header or trailer section
+        accepted (SETTINGS_MAX_FIELD_SECTION_SIZE); a larger one closes the
+        connection with H3_EXCESSIVE_LOAD.
+    :param retry_key: when set, validate client addresses with Retry packets
+        (RFC 9000 §8.1.2) whose tokens are signed with this secret (16 bytes
+        or more); servers sharing an address share the key.
+    :param retry_token_lifetime: seconds a Retry token stays valid.
     :raises ValueError: for a limit out of range.
     """
+
+    def __init__(
+        self,
+        *,
+        retry_key: bytes | None = None,
+        retry_token_lifetime: float = 10.0,
+        **settings: Unpack[_Settings],
+    ) -> None:
+        super().__init__(**settings)
+        self._retry = (
+            RetryTokens(
+                retry_key,
+                retry_token_lifetime,
+                self._limits.connection_id_length,
+            )
+            if retry_key is not None
+            else None
+        )
 
     @property
     def quic_connection_id_length(self) -> int:
@@ -208,4 +283,5 @@ class HTTP3ServerFactory(_AioquicFactory, HTTPOverQUICServerFactory):
             ticket_store=None
             if tls_config.require_client_certificate
             else self._tickets,
+            retry=self._retry,
         )

@@ -21,3 +21,6 @@ class Limits:
     stream_send_buffer: int
     connection_id_length: int
     supported_versions: tuple[int, ...]
+    qpack_max_table_capacity: int = 0
+    qpack_blocked_streams: int = 16
+    max_field_section_size: int = 65_536

@@ -93,12 +93,14 @@ class FlowControlledQuicConnection(QuicConnection):
         held_bytes: Callable[[int], int],
         request_client_certificate: bool = False,
         original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
         session_ticket_fetcher: SessionTicketFetcher | None = None,
         session_ticket_handler: SessionTicketHandler | None = None,
     ) -> None:
         super().__init__(
             configuration=configuration,
             original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
             session_ticket_fetcher=session_ticket_fetcher,
             session_ticket_handler=session_ticket_handler,
         )

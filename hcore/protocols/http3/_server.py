@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from aioquic.h3.connection import ErrorCode, H3Connection
+from collections.abc import Sequence
+
+# aioquic.buffer re-exports its C Buffer without marking it public.
+from aioquic.buffer import Buffer  # type: ignore[attr-defined]
+from aioquic.h3.connection import ErrorCode
 from aioquic.quic import events as quic_events
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.packet import QuicErrorCode, QuicFrameType
+from aioquic.quic.packet import QuicErrorCode, QuicFrameType, pull_quic_header
 from aioquic.tls import SessionTicket
 
 from hcore._errors import LocalProtocolError
 from hcore._tls import ServerTLSConfig
-from hcore._types import Datagram
+from hcore._types import Address, Datagram
+from hcore.events import ConnectionTerminated
 from hcore.protocols.http3._limits import Limits
 from hcore.protocols.http3._protocol import AioquicProtocol
 from hcore.protocols.http3._quic import FlowControlledQuicConnection, peer_certificate
+from hcore.protocols.http3._retry import RetryTokens
 from hcore.protocols.http3._routing import parse_datagram_route
 from hcore.protocols.http3._streams import (
     ReceiveState,
@@ -37,6 +43,13 @@ class AioquicServerProtocol(AioquicProtocol):
     datagram that is an Initial packet of a supported version (its
     destination connection id is the original one, RFC 9000 §7.3); anything
     else before it is dropped.
+
+    With Retry tokens (the factory's ``retry_key``), an Initial without a
+    token is answered with a Retry packet (RFC 9000 §8.1.2) and the protocol
+    ends at once, keeping nothing: the client's second Initial, with the
+    token, reaches a new protocol, which checks the token and only then
+    starts the handshake.  An Initial with a token that is not valid is
+    dropped and ends the protocol too (RFC 9000 §8.1.3 allows discarding).
     """
 
     _is_client = False
@@ -48,6 +61,7 @@ class AioquicServerProtocol(AioquicProtocol):
         tls_config: ServerTLSConfig,
         limits: Limits,
         ticket_store: SessionTicketStore | None = None,
+        retry: RetryTokens | None = None,
     ) -> None:
         """Make a server protocol (the factory does, from a TLS config).
 
@@ -56,12 +70,16 @@ class AioquicServerProtocol(AioquicProtocol):
         :param limits: the factory's tunables.
         :param ticket_store: where issued session tickets are kept for
             resumption; ``None`` issues none.
+        :param retry: validate client addresses with Retry tokens.
         """
         super().__init__(limits=limits)
         self._configuration = configuration
         self._tls_config = tls_config
         self._ticket_store = ticket_store
         self._original_cid = b""
+        self._retry = retry
+        # Stateless replies (a Retry) sent even though the protocol ended.
+        self._replies: list[Datagram] = []
         # The highest request stream seen, for the GOAWAY we may send.
         self._highest_request: int | None = None
 
@@ -82,8 +100,17 @@ class AioquicServerProtocol(AioquicProtocol):
         :raises LocalProtocolError: if ``clock()`` was never called.
         """
         if self._h3 is None and self._now is not None and not self._terminated:
-            self._accept(bytes(datagram.data))
+            address = (str(datagram.address[0]), int(datagram.address[1]))
+            self._accept(bytes(datagram.data), address)
         super().datagram_received(datagram)
+
+    def datagrams_to_send(self) -> Sequence[Datagram]:
+        """Take the datagrams to send, a Retry included."""
+        replies = self._replies
+        if not replies:
+            return super().datagrams_to_send()
+        self._replies = []
+        return [*replies, *super().datagrams_to_send()]
 
     def _open_stream(
         self, quic_id: int, block: list[tuple[bytes, bytes]], end_stream: bool
@@ -92,20 +119,28 @@ class AioquicServerProtocol(AioquicProtocol):
             f"stream {from_quic_id(quic_id)} has no request to answer"
         )
 
-    def _accept(self, data: bytes) -> None:
+    def _accept(self, data: bytes, address: Address) -> None:
         limits = self._limits
         route = parse_datagram_route(
             data, limits.connection_id_length, limits.supported_versions
         )
         if not route.is_initial:
             return
+        original = route.destination_connection_id
+        retry_cid: bytes | None = None
+        if self._retry is not None:
+            validated = self._validate(data, route.version or 0, address)
+            if validated is None:
+                return
+            original, retry_cid = validated, route.destination_connection_id
         store = self._ticket_store
         quic = FlowControlledQuicConnection(
             configuration=self._configuration,
             receive_window=limits.stream_receive_window,
             held_bytes=self._held_bytes,
             request_client_certificate=self._tls_config.require_client_certificate,
-            original_destination_connection_id=route.destination_connection_id,
+            original_destination_connection_id=original,
+            retry_source_connection_id=retry_cid,
             session_ticket_fetcher=self._fetch_ticket if store is not None else None,
             session_ticket_handler=self._keep_ticket if store is not None else None,
         )
@@ -116,7 +151,52 @@ class AioquicServerProtocol(AioquicProtocol):
         self._control_stream_id = quic.get_next_available_stream_id(
             is_unidirectional=True
         )
-        self._h3 = H3Connection(quic)
+        self._h3 = self._new_h3(quic)
+
+    def _validate(self, data: bytes, version: int, address: Address) -> bytes | None:
+        """Check the Initial's Retry token, or answer it with a Retry.
+
+        :return: the original destination connection id of a valid token;
+            ``None`` when the protocol ended (a Retry was queued, or the
+            token is invalid).
+        """
+        retry = self._retry
+        now = self._now
+        assert retry is not None and now is not None
+        header = pull_quic_header(
+            Buffer(data=data), host_cid_length=self._limits.connection_id_length
+        )
+        if not header.token:
+            # RFC 9000 §8.1.2: ask the client to prove its address.
+            packet = retry.retry(
+                version=version,
+                client_cid=header.source_cid,
+                original_cid=header.destination_cid,
+                address=address,
+                now=now,
+            )
+            self._replies.append(Datagram(packet, address))
+            self._terminate(
+                ConnectionTerminated(
+                    ErrorCode.H3_NO_ERROR, "client address not validated: Retry sent"
+                )
+            )
+            return None
+        original = retry.validate(
+            header.token,
+            address=address,
+            destination_cid=header.destination_cid,
+            now=now,
+        )
+        if original is None:
+            # RFC 9000 §8.1.3: a server may discard an Initial with an
+            # invalid token rather than close with INVALID_TOKEN.
+            self._terminate(
+                ConnectionTerminated(
+                    QuicErrorCode.INVALID_TOKEN, "invalid Retry token: Initial dropped"
+                )
+            )
+        return original
 
     def _on_handshake(self, event: quic_events.HandshakeCompleted) -> None:
         super()._on_handshake(event)
