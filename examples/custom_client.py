@@ -9,8 +9,9 @@ Fetches one URL and prints the status, the headers and the body::
 
 ``--version alpn`` (the default) offers HTTP/2 and HTTP/1.1 and speaks what
 the server picks; ``2`` without TLS speaks HTTP/2 with prior knowledge.
-``--self-test`` starts a small server in the process (on in-memory
-networking) and fetches from it with every version.
+``--networking epoll`` moves the bytes with Linux's epoll instead of
+AnyIO's sockets.  ``--self-test`` starts a small server in the process (on
+in-memory networking) and fetches from it with every version.
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ from hcore_io.connections import (
     HTTPOverTCPOpener,
     PriorKnowledgeHTTPFactory,
 )
-from hcore_io.networking import ClientNetworking, MemoryNetworking, SystemNetworking
+from hcore_io.networking import (
+    ClientNetworking,
+    EpollNetworking,
+    MemoryNetworking,
+    SystemNetworking,
+)
+
+#: The socket backends ``--networking`` chooses from.
+NETWORKING = {"system": SystemNetworking, "epoll": EpollNetworking}
 
 
 def make_opener(
@@ -167,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cacert", help="CA certificates to trust (PEM)")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--networking", choices=tuple(NETWORKING), default="system")
     parser.add_argument("--self-test", action="store_true")
     args = parser.parse_args(argv)
     if args.self_test:
@@ -176,8 +186,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("a URL is needed (or --self-test)")
     tls_config = ClientTLSConfig(cafile=args.cacert, insecure=args.insecure)
     data = None if args.data is None else args.data.encode()
+    networking = NETWORKING[args.networking]()
     status, headers, body = anyio.run(
-        lambda: fetch(args.url, version=args.version, data=data, tls_config=tls_config),
+        lambda: fetch(
+            args.url,
+            version=args.version,
+            data=data,
+            tls_config=tls_config,
+            networking=networking,
+        ),
         backend=args.backend,
     )
     for name, value in headers:

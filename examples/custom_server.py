@@ -13,6 +13,8 @@ size and SHA-256 of the request body::
 TLS uses ``--cert``/``--key``, or a throwaway certificate for localhost made
 with trustme (``pip install trustme``); its CA is written to ``--ca-out``
 if given.  Port 0 picks a free port; the first line printed says which.
+``--networking epoll`` moves the bytes with Linux's epoll instead of
+AnyIO's sockets.
 ``--self-test`` starts the server on a free port, fetches one page from it
 with hcore's own client, and exits.
 """
@@ -46,8 +48,11 @@ from hcore_io.connections import (
     HTTPStream,
     PriorKnowledgeHTTPFactory,
 )
+from hcore_io.networking import EpollNetworking, ServerNetworking, SystemNetworking
 
 VERSIONS = ("1", "2", "3", "alpn", "all")
+#: The socket backends ``--networking`` chooses from.
+NETWORKING = {"system": SystemNetworking, "epoll": EpollNetworking}
 
 
 async def handle_connection(connection: HTTPConnection) -> None:
@@ -101,7 +106,11 @@ def make_certificate(ca_out: str | None) -> ServerTLSConfig:
 
 
 async def create_listener(
-    version: str, host: str, port: int, tls: ServerTLSConfig | None
+    version: str,
+    host: str,
+    port: int,
+    tls: ServerTLSConfig | None,
+    networking: ServerNetworking,
 ) -> HTTPListener:
     """Listen for one HTTP version (or, with "all", every one on one port)."""
     both = PriorKnowledgeHTTPFactory(HTTP1ServerFactory(), HTTP2ServerFactory())
@@ -112,7 +121,7 @@ async def create_listener(
     if version == "3":
         assert tls is not None
         return await HTTPOverQUICListener.create(
-            HTTP3ServerFactory(), local_address=(host, port), tls_config=tls
+            HTTP3ServerFactory(), networking, local_address=(host, port), tls_config=tls
         )
     if version == "all":
         assert tls is not None
@@ -120,11 +129,12 @@ async def create_listener(
         # system picks for TCP may be taken for UDP, so try a few.
         for _ in range(10 if port == 0 else 1):
             tcp = await HTTPOverTCPListener.create(
-                tcp_factory, local_address=(host, port), tls_config=tls
+                tcp_factory, networking, local_address=(host, port), tls_config=tls
             )
             try:
                 quic = await HTTPOverQUICListener.create(
                     HTTP3ServerFactory(),
+                    networking,
                     local_address=(host, tcp.local_addresses[0][1]),
                     tls_config=tls,
                 )
@@ -134,7 +144,7 @@ async def create_listener(
             return HTTPMultiListener([tcp, quic])
         raise NetworkError(f"no port free for both TCP and UDP on {host}")
     return await HTTPOverTCPListener.create(
-        tcp_factory, local_address=(host, port), tls_config=tls
+        tcp_factory, networking, local_address=(host, port), tls_config=tls
     )
 
 
@@ -144,7 +154,10 @@ async def serve(args: argparse.Namespace) -> None:
         tls = ServerTLSConfig(certfile=args.cert, keyfile=args.key)
     elif args.version in ("3", "alpn", "all") or args.tls:
         tls = make_certificate(args.ca_out)
-    listener = await create_listener(args.version, args.host, args.port, tls)
+    networking = NETWORKING[args.networking]()
+    listener = await create_listener(
+        args.version, args.host, args.port, tls, networking
+    )
     scheme = "https" if tls else "http"
     for host, port in listener.local_addresses:
         print(f"listening on {scheme}://{host}:{port}/ (--version {args.version})")
@@ -153,24 +166,28 @@ async def serve(args: argparse.Namespace) -> None:
         await listener.serve(handle_connection)
 
 
-async def self_test(version: str = "alpn") -> str:
+async def self_test(version: str = "alpn", networking: str = "system") -> str:
     """Serve on a free port, fetch a page from it with hcore's client, stop.
 
+    :param networking: a key of :data:`NETWORKING`.
     :return: the page.
     """
+    net = NETWORKING[networking]()
     ca_file = Path(tempfile.mkdtemp(prefix="hcore-example-")) / "ca.pem"
     tls = make_certificate(str(ca_file)) if version != "2" else None
-    listener = await create_listener(version, "127.0.0.1", 0, tls)
+    listener = await create_listener(version, "127.0.0.1", 0, tls, net)
     port = listener.local_addresses[-1][1]
     client_tls = ClientTLSConfig(cafile=str(ca_file))
     opener: HTTPOpener
     if version == "3":
-        opener = HTTPOverQUICOpener(HTTP3ClientFactory(), tls_config=client_tls)
+        opener = HTTPOverQUICOpener(
+            HTTP3ClientFactory(), networking=net, tls_config=client_tls
+        )
     else:
         factory = ALPNHTTPFactory([HTTP1ClientFactory(), HTTP2ClientFactory()])
         if version == "2":
             factory = ALPNHTTPFactory([HTTP2ClientFactory()])
-        opener = HTTPOverTCPOpener(factory, tls_config=client_tls)
+        opener = HTTPOverTCPOpener(factory, networking=net, tls_config=client_tls)
     async with anyio.create_task_group() as group:
         group.start_soon(listener.serve, handle_connection)
         async with await opener(("localhost", port), tls=tls is not None) as connection:
@@ -204,10 +221,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", help="private key (PEM), if not in --cert")
     parser.add_argument("--ca-out", help="where to write the throwaway CA")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--networking", choices=tuple(NETWORKING), default="system")
     parser.add_argument("--self-test", action="store_true")
     args = parser.parse_args(argv)
     if args.self_test:
-        print(anyio.run(self_test, args.version, backend=args.backend), end="")
+        page = anyio.run(self_test, args.version, args.networking, backend=args.backend)
+        print(page, end="")
         return
     try:
         anyio.run(serve, args, backend=args.backend)

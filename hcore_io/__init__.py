@@ -3,7 +3,8 @@
 :mod:`hcore_io.networking` opens and accepts connections (real sockets or
 in-process pipes); :mod:`hcore_io.connections` runs HTTP over them
 (connections, openers, listeners); the exceptions below are what the I/O
-layer raises in place of ``OSError``, ``ssl.SSLError`` and AnyIO's errors.
+layer raises in place of ``OSError``, ``ssl.SSLError`` and AnyIO's errors;
+:class:`Limits` collects every bound the servers and clients keep.
 """
 
 from hcore_io._exceptions import ConnectError as ConnectError
@@ -16,6 +17,7 @@ from hcore_io._exceptions import ReadTimeout as ReadTimeout
 from hcore_io._exceptions import TimeoutError as TimeoutError
 from hcore_io._exceptions import WriteError as WriteError
 from hcore_io._exceptions import WriteTimeout as WriteTimeout
+from hcore_io._limits import Limits as Limits
 from hcore_io.connections import HTTPConnection as HTTPConnection
 from hcore_io.connections import HTTPListener as HTTPListener
 from hcore_io.connections import HTTPMultiListener as HTTPMultiListener
@@ -57,6 +59,7 @@ __all__ = (
     "HTTPOverTCPListener",
     "HTTPOverTCPOpener",
     "HTTPStream",
+    "Limits",
     "MemoryNetworking",
     "NetworkError",
     "PoolTimeout",

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 import anyio
 
 from hcore import ClientTLSConfig, HCoreError
-from hcore_io.cli._common import add_loop_argument, run_async
+from hcore_io.cli._common import (
+    add_loop_argument,
+    add_networking_argument,
+    make_networking,
+    run_async,
+)
 from hcore_io.client import Client, RequestBody, Response, Timeouts
 
 if TYPE_CHECKING:
@@ -85,6 +90,7 @@ def register(subparsers: Subparsers) -> None:
         "--timeout", type=float, default=30.0, help="connect and read timeout (s)"
     )
     add_loop_argument(parser)
+    add_networking_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -149,6 +155,7 @@ async def _request(
     tls = ClientTLSConfig(cafile=args.cacert, insecure=args.insecure)
     timeouts = Timeouts(connect=args.timeout, read=args.timeout, write=args.timeout)
     async with Client(
+        networking=make_networking(args.networking),
         tls_config=tls,
         http_versions=versions,
         http2_prior_knowledge=versions == ("2",),

@@ -6,12 +6,14 @@ SIGINT and SIGTERM stop it gracefully, as for ``hcore server``.
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import TYPE_CHECKING
 
-from hcore import ServerTLSConfig
-from hcore_io.cli._common import add_loop_argument, configure_logging, run_async
-from hcore_io.cli._server import parse_endpoints, serve_until_signalled
+from hcore_io.cli._common import run_async
+from hcore_io.cli._serving import (
+    add_serving_arguments,
+    serve_until_signalled,
+    serving_options,
+)
 from hcore_io.server import ProxyServer
 
 if TYPE_CHECKING:
@@ -30,20 +32,7 @@ def register(subparsers: Subparsers) -> None:
             "connection to host:port, relayed both ways."
         ),
     )
-    parser.add_argument(
-        "endpoints",
-        metavar="ENDPOINT",
-        nargs="+",
-        help="where to listen: http://HOST:PORT or https://HOST:PORT",
-    )
-    parser.add_argument("--cert", help="certificate chain (PEM) for https endpoints")
-    parser.add_argument("--key", help="private key (PEM) of --cert, if not in it")
-    versions = parser.add_argument_group(
-        "HTTP versions", "serve only the versions given (all three by default)"
-    )
-    versions.add_argument("--http1", action="store_true", help="serve HTTP/1.1")
-    versions.add_argument("--http2", action="store_true", help="serve HTTP/2")
-    versions.add_argument("--http3", action="store_true", help="serve HTTP/3")
+    add_serving_arguments(parser, "tunnel")
     parser.add_argument(
         "--allow-port",
         type=int,
@@ -55,36 +44,21 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--max-connections", type=int, default=1000)
     parser.add_argument("--shutdown-timeout", type=float, default=30.0)
-    add_loop_argument(parser)
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-    )
-    parser.add_argument(
-        "--no-access-log", action="store_true", help="do not log each tunnel"
-    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hcore proxy``."""
-    endpoints = parse_endpoints(args.endpoints)
-    tls_config = None
-    if any(endpoint.tls for endpoint in endpoints):
-        if not args.cert:
-            raise SystemExit("hcore: https endpoints need --cert (and --key)")
-        tls_config = ServerTLSConfig(certfile=args.cert, keyfile=args.key)
-    chosen = args.http1 or args.http2 or args.http3
-    configure_logging(args.log_level)
-    if args.no_access_log:
-        logging.getLogger("hcore.access").setLevel(logging.WARNING)
+    options = serving_options(args)
     try:
         proxy = ProxyServer(
-            tls_config=tls_config,
-            http1=args.http1 or not chosen,
-            http2=args.http2 or not chosen,
-            http3=args.http3 or not chosen,
+            tls_config=options.tls_config,
+            networking=options.networking,
+            # The targets are reached with the same backend.
+            client_networking=options.networking,
+            http1=options.http1,
+            http2=options.http2,
+            http3=options.http3,
             max_connections=args.max_connections,
             shutdown_timeout=args.shutdown_timeout,
             connect_timeout=args.connect_timeout,
@@ -94,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"hcore: {exc}") from None
 
     async def serve() -> int:
-        return await serve_until_signalled(proxy, endpoints)
+        return await serve_until_signalled(proxy, options.endpoints)
 
     return run_async(args.loop, serve)

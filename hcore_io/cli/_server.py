@@ -10,34 +10,43 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
-import signal
 import sys
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
-import anyio
-
-from hcore import ServerTLSConfig
-from hcore_io.cli._common import add_loop_argument, configure_logging, run_async
-from hcore_io.cli._workers import resolve_ports, supervise
-from hcore_io.server import (
-    ASGIApp,
-    ASGIServer,
-    Endpoint,
-    HTTPServer,
-    ReusePortNetworking,
-    parse_endpoint,
+from hcore.protocols import default_registry
+from hcore_io._limits import Limits
+from hcore_io.cli._common import run_async
+from hcore_io.cli._serving import (
+    add_serving_arguments,
+    serve_until_signalled,
+    serving_flags,
+    serving_options,
 )
+from hcore_io.cli._workers import resolve_ports, supervise
+from hcore_io.server import ASGIApp, ASGIServer, Endpoint
 
 if TYPE_CHECKING:
     from hcore_io.cli import Subparsers
 
-__all__ = ("load_app", "parse_endpoints", "register", "run", "serve_until_signalled")
+__all__ = ("LIMIT_OPTIONS", "limits_of", "load_app", "register", "run")
 
-_Context = TypeVar("_Context")
-
-logger = logging.getLogger("hcore.server")
+#: The limit options, each the :class:`~hcore_io.Limits` field of its name
+#: (``--max-body-size`` sets ``max_body_size``), with its default.
+LIMIT_OPTIONS = (
+    "max_connections",
+    "max_concurrent_streams",
+    "max_header_size",
+    "max_header_count",
+    "max_body_size",
+    "max_pipelined_size",
+    "max_buffered_data",
+    "keep_alive_timeout",
+    "request_header_timeout",
+    "body_timeout",
+    "shutdown_timeout",
+    "websocket_max_message_size",
+)
 
 
 def register(subparsers: Subparsers) -> None:
@@ -54,20 +63,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "app", metavar="APP", help="the application, as module:attribute"
     )
-    parser.add_argument(
-        "endpoints",
-        metavar="ENDPOINT",
-        nargs="+",
-        help="where to listen: http://HOST:PORT or https://HOST:PORT",
-    )
-    parser.add_argument("--cert", help="certificate chain (PEM) for https endpoints")
-    parser.add_argument("--key", help="private key (PEM) of --cert, if not in it")
-    versions = parser.add_argument_group(
-        "HTTP versions", "serve only the versions given (all three by default)"
-    )
-    versions.add_argument("--http1", action="store_true", help="serve HTTP/1.1")
-    versions.add_argument("--http2", action="store_true", help="serve HTTP/2")
-    versions.add_argument("--http3", action="store_true", help="serve HTTP/3")
+    add_serving_arguments(parser, "request")
     parser.add_argument(
         "--workers",
         type=int,
@@ -77,29 +73,29 @@ def register(subparsers: Subparsers) -> None:
     )
     # Set for the processes --workers starts.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    add_loop_argument(parser)
-    parser.add_argument(
-        "--networking",
-        default="system",
-        help="networking backend; only 'system' (AnyIO sockets) is available",
+    limits = parser.add_argument_group(
+        "limits and timeouts",
+        "the fields of hcore_io.Limits (sizes in bytes, times in seconds)",
     )
-    limits = parser.add_argument_group("limits and timeouts")
-    limits.add_argument("--max-connections", type=int, default=1000)
-    limits.add_argument("--max-concurrent-streams", type=int, default=100)
-    limits.add_argument("--max-header-size", type=int, default=64 * 1024)
-    limits.add_argument("--max-body-size", type=int, default=100 * 1024 * 1024)
-    limits.add_argument("--keep-alive-timeout", type=float, default=5.0)
-    limits.add_argument("--request-header-timeout", type=float, default=10.0)
-    limits.add_argument("--shutdown-timeout", type=float, default=30.0)
+    defaults = Limits()
+    for name in LIMIT_OPTIONS:
+        default = getattr(defaults, name)
+        limits.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(default),
+            default=default,
+            metavar="N" if isinstance(default, int) else "SECONDS",
+            help=f"(default: {default})",
+        )
     parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--root-path", default="", help="the ASGI root_path")
     parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-    )
-    parser.add_argument(
-        "--no-access-log", action="store_true", help="do not log each request"
+        "--http1-implementation",
+        choices=default_registry.names("1.1"),
+        metavar="NAME",
+        help="the registered HTTP/1.1 implementation to serve with: "
+        f"{', '.join(default_registry.names('1.1'))} (default: "
+        f"{default_registry.get('1.1').name})",
     )
     parser.set_defaults(run=run)
 
@@ -128,72 +124,50 @@ def load_app(spec: str) -> ASGIApp:
     return cast(ASGIApp, target)
 
 
-def parse_endpoints(texts: list[str]) -> list[Endpoint]:
-    """Parse the ENDPOINT arguments; exit with a message on a bad one."""
-    endpoints = []
-    for text in texts:
-        try:
-            endpoints.append(parse_endpoint(text))
-        except ValueError as exc:
-            raise SystemExit(f"hcore: {exc}") from None
-    return endpoints
+def limits_of(args: argparse.Namespace) -> Limits:
+    """The :class:`~hcore_io.Limits` the limit options give.
+
+    :raises ValueError: if one is not positive.
+    """
+    return Limits(**{name: getattr(args, name) for name in LIMIT_OPTIONS})
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hcore server``."""
-    if args.networking != "system":
-        raise SystemExit(
-            f"hcore: unknown --networking {args.networking!r}; "
-            "only 'system' is available in this version"
-        )
-    endpoints = parse_endpoints(args.endpoints)
     if args.workers < 1:
         raise SystemExit("hcore: --workers must be at least 1")
-    tls_config = None
-    if any(endpoint.tls for endpoint in endpoints):
-        if not args.cert:
-            raise SystemExit("hcore: https endpoints need --cert (and --key)")
-        tls_config = ServerTLSConfig(certfile=args.cert, keyfile=args.key)
-    chosen = args.http1 or args.http2 or args.http3
-    configure_logging(args.log_level)
-    if args.no_access_log:
-        logging.getLogger("hcore.access").setLevel(logging.WARNING)
+    options = serving_options(args, reuse_port=args.reuse_port)
     app = load_app(args.app)
     if args.workers > 1:
-        shared = resolve_ports(endpoints)
+        shared = resolve_ports(options.endpoints)
         return supervise(
             _worker_command(args, shared), args.workers, args.shutdown_timeout
         )
     try:
         server = ASGIServer(
             app,
-            tls_config=tls_config,
-            http1=args.http1 or not chosen,
-            http2=args.http2 or not chosen,
-            http3=args.http3 or not chosen,
-            max_connections=args.max_connections,
-            max_concurrent_streams=args.max_concurrent_streams,
-            max_header_size=args.max_header_size,
-            max_body_size=args.max_body_size,
-            keep_alive_timeout=args.keep_alive_timeout,
-            request_header_timeout=args.request_header_timeout,
-            shutdown_timeout=args.shutdown_timeout,
+            tls_config=options.tls_config,
+            networking=options.networking,
+            http1=options.http1,
+            http1_implementation=args.http1_implementation,
+            http2=options.http2,
+            http3=options.http3,
+            limits=limits_of(args),
             lifespan=args.lifespan,
             root_path=args.root_path,
-            networking=ReusePortNetworking() if args.reuse_port else None,
         )
     except ValueError as exc:
         raise SystemExit(f"hcore: {exc}") from None
 
     async def serve() -> int:
-        return await serve_until_signalled(server, endpoints)
+        return await serve_until_signalled(server, options.endpoints)
 
     return run_async(args.loop, serve)
 
 
 def _worker_command(args: argparse.Namespace, endpoints: list[Endpoint]) -> list[str]:
     """The command line of one worker: these options, one process, shared ports."""
-    command = [
+    return [
         sys.executable,
         "-c",
         "from hcore_io.cli import main; raise SystemExit(main())",
@@ -202,55 +176,16 @@ def _worker_command(args: argparse.Namespace, endpoints: list[Endpoint]) -> list
         *(str(endpoint) for endpoint in endpoints),
         "--workers=1",
         "--reuse-port",
-        f"--loop={args.loop}",
-        f"--networking={args.networking}",
-        f"--max-connections={args.max_connections}",
-        f"--max-concurrent-streams={args.max_concurrent_streams}",
-        f"--max-header-size={args.max_header_size}",
-        f"--max-body-size={args.max_body_size}",
-        f"--keep-alive-timeout={args.keep_alive_timeout}",
-        f"--request-header-timeout={args.request_header_timeout}",
-        f"--shutdown-timeout={args.shutdown_timeout}",
+        *serving_flags(args),
+        *(
+            f"--{name.replace('_', '-')}={getattr(args, name)}"
+            for name in LIMIT_OPTIONS
+        ),
         f"--lifespan={args.lifespan}",
         f"--root-path={args.root_path}",
-        f"--log-level={args.log_level}",
+        *(
+            [f"--http1-implementation={args.http1_implementation}"]
+            if args.http1_implementation
+            else []
+        ),
     ]
-    for flag in ("http1", "http2", "http3", "no_access_log"):
-        if getattr(args, flag):
-            command.append("--" + flag.replace("_", "-"))
-    for flag in ("cert", "key"):
-        if getattr(args, flag):
-            command.append(f"--{flag}={getattr(args, flag)}")
-    return command
-
-
-async def serve_until_signalled(
-    server: HTTPServer[_Context], endpoints: list[Endpoint]
-) -> int:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully.
-
-    :return: the exit status.
-    """
-    async with anyio.create_task_group() as group:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            bound = await group.start(server.serve, endpoints)
-            for endpoint in bound:
-                print(f"hcore: serving on {endpoint}", file=sys.stderr, flush=True)
-            # Bounded: the first signal starts the shutdown, the second ends it.
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                logger.info("%s received: shutting down gracefully", name)
-                group.start_soon(_shutdown, server, group)
-                break
-            async for signum in signals:
-                logger.warning(
-                    "%s received again: stopping now", signal.Signals(signum).name
-                )
-                group.cancel_scope.cancel()
-                break
-    return 0
-
-
-async def _shutdown(server: HTTPServer[_Context], group: anyio.abc.TaskGroup) -> None:
-    await server.shutdown()
-    group.cancel_scope.cancel()

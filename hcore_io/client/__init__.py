@@ -10,6 +10,7 @@ from hcore_io.client._altsvc import parse_alt_svc as parse_alt_svc
 from hcore_io.client._client import Client as Client
 from hcore_io.client._client import TooManyRedirects as TooManyRedirects
 from hcore_io.client._factories import ClientTCPFactory as ClientTCPFactory
+from hcore_io.client._lease import PooledConnection as PooledConnection
 from hcore_io.client._metrics import ConnectionMetrics as ConnectionMetrics
 from hcore_io.client._metrics import ConnectionState as ConnectionState
 from hcore_io.client._metrics import PoolMetrics as PoolMetrics
@@ -29,6 +30,13 @@ from hcore_io.client._networking import Resolver as Resolver
 from hcore_io.client._networking import system_resolver as system_resolver
 from hcore_io.client._pool import ConnectionPool as ConnectionPool
 from hcore_io.client._proxy import ProxyNetworking as ProxyNetworking
+from hcore_io.client._sse import EventSource as EventSource
+from hcore_io.client._sse import EventSourceError as EventSourceError
+from hcore_io.client._sse import EventSourceOptions as EventSourceOptions
+from hcore_io.client._websocket import WebSocket as WebSocket
+from hcore_io.client._websocket import WebSocketClosed as WebSocketClosed
+from hcore_io.client._websocket import WebSocketError as WebSocketError
+from hcore_io.client._websocket import WebSocketRejected as WebSocketRejected
 
 __all__ = (
     "URL",
@@ -39,10 +47,14 @@ __all__ = (
     "ConnectionPool",
     "ConnectionState",
     "CountingNetworking",
+    "EventSource",
+    "EventSourceError",
+    "EventSourceOptions",
     "HappyEyeballsNetworking",
     "NetworkingWrapper",
     "Origin",
     "PoolMetrics",
+    "PooledConnection",
     "ProxyNetworking",
     "Request",
     "RequestBody",
@@ -51,6 +63,10 @@ __all__ = (
     "ResponseStream",
     "Timeouts",
     "TooManyRedirects",
+    "WebSocket",
+    "WebSocketClosed",
+    "WebSocketError",
+    "WebSocketRejected",
     "parse_alt_svc",
     "system_resolver",
 )

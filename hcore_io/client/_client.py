@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Unpack
 
 import anyio
 
@@ -29,14 +30,17 @@ from hcore_io._exceptions import (
     ReadError,
     WriteError,
 )
+from hcore_io._limits import Limits
 from hcore_io.client._models import URL, Request, RequestBody, Response, Timeouts
 from hcore_io.client._pool import ConnectionPool
+from hcore_io.client._sse import EventSource, EventSourceOptions
+from hcore_io.client._websocket import WebSocket
+from hcore_io.client._websocket_open import connect_websocket, http_url
 from hcore_io.networking import ClientNetworking
 
 __all__ = ("Client", "TooManyRedirects")
 
 # RFC 9110 §9.2.2: methods whose repetition has the effect of one request.
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Fields that carry credentials, dropped on a cross-origin redirect.
 _CREDENTIALS = frozenset({b"authorization", b"cookie", b"proxy-authorization"})
@@ -71,11 +75,20 @@ class Client:
     :param max_redirects: redirects followed before :exc:`TooManyRedirects`.
     :param http_versions: see :class:`ConnectionPool`.
     :param http2_prior_knowledge: see :class:`ConnectionPool`.
-    :param proxy: see :class:`ConnectionPool`.
+    :param proxy: an HTTP proxy URL; every request goes through a
+        ``CONNECT`` tunnel over TCP.  HTTP/3 is never used through a proxy
+        (it would need CONNECT-UDP, RFC 9298, which few proxies speak): as
+        curl does, the client then speaks HTTP/2 or HTTP/1.1 through the
+        tunnel, even with ``http_versions=("3",)``, and ignores ``Alt-Svc``.
     :param max_connections: see :class:`ConnectionPool`.
     :param max_connections_per_host: see :class:`ConnectionPool`.
     :param keep_alive_timeout: see :class:`ConnectionPool`.
     :param max_requests_per_connection: see :class:`ConnectionPool`.
+    :param http1_implementation: see :class:`ConnectionPool`.
+    :param limits: the bounds (:class:`~hcore_io.Limits`) of the pool made
+        (header size and count, buffered data) and the defaults of
+        :meth:`sse`'s ``max_line_size`` and ``max_event_size``; its
+        defaults if omitted.
     """
 
     def __init__(
@@ -98,7 +111,10 @@ class Client:
         max_connections_per_host: int = 5,
         keep_alive_timeout: float = 300.0,
         max_requests_per_connection: int = 100,
+        limits: Limits | None = None,
+        http1_implementation: str | None = None,
     ) -> None:
+        self._limits = limits if limits is not None else Limits()
         self._owns_pool = pool is None
         self._pool = pool or ConnectionPool(
             networking,
@@ -110,6 +126,8 @@ class Client:
             max_connections_per_host=max_connections_per_host,
             keep_alive_timeout=keep_alive_timeout,
             max_requests_per_connection=max_requests_per_connection,
+            limits=self._limits,
+            http1_implementation=http1_implementation,
         )
         self._headers = [(name.lower(), value) for name, value in headers]
         self._timeouts = timeouts or Timeouts(connect=10.0, read=30.0, write=30.0)
@@ -179,15 +197,15 @@ class Client:
         :raises hcore_io.TimeoutError: a timeout passed (its subclass says which).
         :raises hcore_io.NetworkError: the network failed (after the retries).
         """
-        async with self.stream(
-            method,
-            url,
-            headers=headers,
-            content=content,
-            timeouts=timeouts,
-            follow_redirects=follow_redirects,
-        ) as response:
+        request = self.build_request(
+            method, url, headers=headers, content=content, timeouts=timeouts
+        )
+        follow = self._follow if follow_redirects is None else follow_redirects
+        response = await self.send(request, follow_redirects=follow)
+        try:
             await response.aread()
+        finally:
+            await response.aclose()
         return response
 
     @asynccontextmanager
@@ -363,10 +381,74 @@ class Client:
             follow_redirects=follow_redirects,
         )
 
+    def sse(self, url: str | URL, **options: Unpack[EventSourceOptions]) -> EventSource:
+        """Open a Server-Sent Events stream that reconnects as browsers do.
+
+        ``async with client.sse(url) as events: async for event in events``
+        yields :class:`hcore.sse.ServerSentEvent` s.
+
+        :param url: the stream's URL.
+        :param options: see :class:`~hcore_io.client.EventSource` (``headers``,
+            ``last_event_id``, ``retry_delay``, ``max_reconnects``, ...);
+            ``max_line_size`` and ``max_event_size`` default to the client's
+            ``limits``.
+        :return: the source; nothing is sent before its first event is asked for.
+        :raises ValueError: if ``url`` or an option is out of range.
+        """
+        options.setdefault("max_line_size", self._limits.sse_max_line_size)
+        options.setdefault("max_event_size", self._limits.sse_max_event_size)
+        return EventSource(self, url, **options)
+
+    def websocket(
+        self,
+        url: str,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        http_version: str | None = None,
+        timeouts: Timeouts | None = None,
+        deflate: bool = True,
+        max_message_size: int | None = 1 << 20,
+        close_timeout: float = 5.0,
+    ) -> AbstractAsyncContextManager[WebSocket]:
+        """Open a WebSocket: ``async with client.websocket(url) as ws``.
+
+        It goes over the connection a request to the same origin would use
+        (several share one HTTP/2 or HTTP/3 connection); see
+        :class:`~hcore_io.client.WebSocket` for what it offers.
+
+        :param url: a ``ws://`` or ``wss://`` (or ``http(s)://``) URL.
+        :param subprotocols: subprotocols to offer, preferred first.
+        :param headers: more handshake request fields.
+        :param http_version: ``"1.1"`` for an HTTP/1.1 Upgrade on a
+            connection of its own, ``"2"`` or ``"3"`` to insist on that
+            version; by default as any request (HTTP/1.1 when an HTTP/2
+            server does not accept extended CONNECT).
+        :param timeouts: connect, read (the handshake's response) and write
+            timeouts; the client's if omitted.
+        :param deflate: offer permessage-deflate (RFC 7692).
+        :param max_message_size: largest message received; a larger one
+            closes the WebSocket with 1009 (``None``: no limit).
+        :param close_timeout: seconds the closing handshake may take.
+        :raises ValueError: if ``url`` is not a WebSocket URL.
+        """
+        request = self.build_request(
+            "GET", http_url(url), headers=headers, timeouts=timeouts
+        )
+        return connect_websocket(
+            self._pool,
+            request,
+            subprotocols=subprotocols,
+            http_version=http_version,
+            deflate=deflate,
+            max_message_size=max_message_size,
+            close_timeout=close_timeout,
+        )
+
     # -- retries and redirects -------------------------------------------------
 
     def _retryable(self, request: Request) -> bool:
-        return request.method in _IDEMPOTENT and request.replayable
+        return request.idempotent and request.replayable
 
     async def _send_with_retries(self, request: Request) -> Response:
         # Bounded by self._retries.

@@ -45,12 +45,15 @@ class PoolEntry:
         via_alt_svc: bool,
         may_multiplex: bool,
         now: float,
+        http1_only: bool = False,
     ) -> None:
         self.origin = origin
         self.quic = quic
         self.port = port
         self.via_alt_svc = via_alt_svc
         self.may_multiplex = may_multiplex
+        #: Opened offering HTTP/1.1 alone (for a lease that asked for it).
+        self.http1_only = http1_only
         self.metrics = ConnectionMetrics(str(origin))
         self.connection: HTTPConnection | None = None
         #: Set once connecting ended, either way.

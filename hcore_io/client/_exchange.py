@@ -4,11 +4,14 @@ The request's stream is opened, its body sent (``bytes`` in 1 MiB pieces,
 an async iterable piece by piece, each send waiting for flow-control
 credit), then the response's head is awaited, 1xx responses skipped.  The
 :class:`~hcore_io.client.Response` returned reads its body from the stream
-and releases the entry to the pool when the body ended or was closed.
+and releases the entry to the pool when the body ended or was closed; a
+body dropped unread and unclosed is handed back by a finalizer (see
+:meth:`ConnectionPool.abandoned`).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -141,10 +144,21 @@ async def _start(
     assert connection is not None
     headers = request.header_block()
     body = request.body
+    submitted = False
+
+    def took_slot() -> None:
+        # The next request may look at the connection's stream slots now,
+        # while these headers are being written (and others join the write).
+        nonlocal submitted
+        submitted = True
+        pool.opened_stream(entry)
+
     try:
         stream = await _timed(
             lambda: connection.open_stream(
-                headers, end_stream=isinstance(body, bytes) and not body
+                headers,
+                end_stream=isinstance(body, bytes) and not body,
+                on_submitted=took_slot,
             ),
             request.timeouts.write,
             WriteTimeout,
@@ -154,7 +168,8 @@ async def _start(
         # Nothing was sent (GOAWAY, Connection: close): safe to send again.
         raise Refused(exc) from exc
     finally:
-        pool.opened_stream(entry)
+        if not submitted:
+            pool.opened_stream(entry)
     try:
         try:
             await _send_body(stream, request)
@@ -274,15 +289,27 @@ async def exchange(
         return None
 
     async def close() -> None:
+        # Closed in time: the safety net below is not needed.
+        abandoned.detach()
         with anyio.CancelScope(shield=True):
             await stream.aclose()
             await pool.release(entry, started, failed=failed)
 
+    body = ResponseStream(receive, close)
+    # The safety net (as urllib3 and httpx have one): a body nobody reads to
+    # its end nor closes would keep its connection (HTTP/1.1) or stream slot
+    # (HTTP/2, HTTP/3) out of the pool for good.  When the garbage collector
+    # takes it, the pool is told, resets the stream and books the exchange
+    # as failed.  The callback holds no reference to the body itself.
+    abandoned = weakref.finalize(
+        body, pool.abandoned, entry, stream, started, str(request.url)
+    )
+    abandoned.atexit = False
     response = Response(
         status=status,
         headers=fields,
         http_version=connection.http_version,
-        stream=ResponseStream(receive, close),
+        stream=body,
         request=request,
         trailers=trailers,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 from hcore import Headers, LocalProtocolError
@@ -25,6 +26,9 @@ __all__ = (
     "ResponseStream",
     "Timeouts",
 )
+
+# RFC 9110 §9.2.2.
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 #: A request body: all of it at once, or pieces as they come.
 RequestBody = bytes | AsyncIterable[bytes]
@@ -55,6 +59,28 @@ class Origin:
         return f"{self.scheme}://{self.authority}"
 
 
+@lru_cache(maxsize=256)
+def _split(raw: str) -> tuple[Origin, str]:
+    """Parse a URL into its origin and target (cached: clients repeat URLs).
+
+    :raises ValueError: if it is not an absolute ``http``/``https`` URL.
+    """
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"not an http or https URL: {raw!r}")
+    if not parts.hostname:
+        raise ValueError(f"URL has no host: {raw!r}")
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        raise ValueError(f"invalid port in {raw!r}") from exc
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return Origin(scheme, parts.hostname, port), target
+
+
 @dataclass(frozen=True)
 class URL:
     """An absolute ``http`` or ``https`` URL, split into what a request needs.
@@ -70,20 +96,8 @@ class URL:
     target: str = field(init=False)
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.raw)
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS:
-            raise ValueError(f"not an http or https URL: {self.raw!r}")
-        if not parts.hostname:
-            raise ValueError(f"URL has no host: {self.raw!r}")
-        try:
-            port = parts.port or _DEFAULT_PORTS[scheme]
-        except ValueError as exc:
-            raise ValueError(f"invalid port in {self.raw!r}") from exc
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        object.__setattr__(self, "origin", Origin(scheme, parts.hostname, port))
+        origin, target = _split(self.raw)
+        object.__setattr__(self, "origin", origin)
         object.__setattr__(self, "target", target)
 
     @property
@@ -148,6 +162,12 @@ class Request:
     def replayable(self) -> bool:
         """Whether the body can be sent again (it is ``bytes``)."""
         return isinstance(self.body, bytes)
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether the method is idempotent (RFC 9110 §9.2.2), so that a
+        request that may have reached the server can be sent again."""
+        return self.method in _IDEMPOTENT_METHODS
 
     def header_block(self) -> Headers:
         """The header block to send: pseudo-headers first, then the fields.

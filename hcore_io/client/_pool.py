@@ -2,65 +2,56 @@
 
 Theory of operation
 -------------------
-The pool's books (its entries, one per connection, and the counters) are
-changed only under one AnyIO lock, and nothing is awaited while it is held
-but the lock itself.  Network work (connecting, closing, requests) happens
-outside it, and every change a waiting task may care about (a connection
-freed, opened, failed or closed; a stream slot freed) sets the ``_changed``
-event, which is then replaced.
-
-A request *acquires* an entry: under the lock it sweeps out idle
-connections that expired (keep-alive timeout, ``Connection: close``,
-GOAWAY, request budget spent, or an HTTP/1.1 socket that became readable
-while idle: the server closed it), then takes
-
-* an idle HTTP/1.1 connection of its origin;
-* an HTTP/2 or HTTP/3 connection of its origin whose ``is_available()``
-  says the server's stream limit is not reached.  Stream openings on one
-  connection are serialized (``opening``) so that ``is_available()`` is
-  read after the previous request took its slot;
-* else, if a connection of the origin that may turn out multiplexed is
-  being opened, it waits for it;
-* else it reserves a new entry if the limits allow (closing an idle
-  connection of another origin to make room), and opens it outside the lock;
-* else it waits for a change, within the pool timeout (:exc:`PoolTimeout`).
-
-The request then runs on the entry (see ``_exchange``); the response's body
-stream gives the entry back when it ends or is closed.
+The books (entries per origin, limits, waiting for a free connection) are
+:class:`~hcore_io.client._books.PoolBooks`'; this class chooses the
+connections (TCP or QUIC, which versions, ``Alt-Svc``) and runs what goes
+over them: a request (:meth:`ConnectionPool.handle_request`, see
+``_exchange``: the response's body stream gives the entry back when it ends
+or is closed), or a lease (:meth:`ConnectionPool.lease`): a stream the
+caller opens itself, as a WebSocket does.
 
 A request that fails on a reused connection before any response byte (the
 server closed it meanwhile), or that the server refused unprocessed
 (``REFUSED_STREAM``, GOAWAY), is retried once on another connection when its
-body can be sent again.  An HTTP/3 connection chosen because of ``Alt-Svc``
-that hears nothing from the server within ``quic_connect_timeout`` is
-abandoned: the alternative is marked broken and the request goes over TCP.
+body can be sent again; a lease whose start function fails so on a reused
+connection is retried likewise.  An HTTP/3 connection chosen because of
+``Alt-Svc`` that hears nothing from the server within
+``quic_connect_timeout`` is abandoned: the alternative is marked broken and
+the request (or lease) goes over TCP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar, cast
 
 import anyio
 
-from hcore import ClientTLSConfig, HCoreError
-from hcore.protocols import HTTPOverQUICClientFactory, HTTPOverTCPFactory
-from hcore.protocols.http1 import HTTP1ClientFactory
+from hcore import ClientTLSConfig
+from hcore.protocols import (
+    HTTPOverQUICClientFactory,
+    HTTPOverTCPFactory,
+    default_registry,
+)
 from hcore.protocols.http2 import HTTP2ClientFactory
 from hcore.protocols.http3 import HTTP3ClientFactory
 from hcore_io._exceptions import (
     ConnectError,
     ConnectionClosed,
     ConnectTimeout,
-    PoolTimeout,
     ReadError,
     WriteError,
 )
+from hcore_io._limits import Limits, resolve_limits
 from hcore_io.client._altsvc import AltSvcCache
-from hcore_io.client._entry import PoolEntry, looks_closed
+from hcore_io.client._books import PoolBooks
+from hcore_io.client._entry import PoolEntry
 from hcore_io.client._exchange import QUICUnconfirmed, Refused, exchange
 from hcore_io.client._factories import ClientTCPFactory
-from hcore_io.client._metrics import ConnectionState, PoolMetrics
-from hcore_io.client._models import URL, Origin, Request, Response
+from hcore_io.client._lease import PooledConnection, start_lease
+from hcore_io.client._metrics import PoolMetrics
+from hcore_io.client._models import URL, Origin, Request, Response, Timeouts
 from hcore_io.client._networking import (
     CountingNetworking,
     HappyEyeballsNetworking,
@@ -68,7 +59,6 @@ from hcore_io.client._networking import (
 )
 from hcore_io.client._proxy import ProxyNetworking
 from hcore_io.connections import (
-    DEFAULT_MAX_BUFFERED_DATA,
     HTTPConnection,
     HTTPOverQUICOpener,
     HTTPOverTCPOpener,
@@ -78,11 +68,21 @@ from hcore_io.networking import ClientNetworking, SystemNetworking
 __all__ = ("ConnectionPool",)
 
 _VERSIONS = ("1.1", "2", "3")
+# HTTP/2 receive windows of the pool's connections (RFC 9113 §6.9.2).  The
+# protocol's defaults (64 KiB a stream) cost a WINDOW_UPDATE, and so a write,
+# every 32 KiB of a download; a client reads what it asked for, so larger
+# windows cost little: a stream's window is the bound of its event queue
+# (``max_buffered_data``), and the connection's lets this many such run.
+_WINDOWS_PER_CONNECTION = 16
+# RFC 9113 §6.9.2: the smallest window (the default one).
+_MIN_WINDOW = 65_535
 # Attempts of one request: a stale-connection retry and an HTTP/3 fallback.
 _MAX_ATTEMPTS = 3
 
+T = TypeVar("T")
 
-class ConnectionPool:
+
+class ConnectionPool(PoolBooks):
     """Connections to many origins, reused and shared by requests.
 
     :param networking: the backend; :class:`~hcore_io.networking.SystemNetworking`
@@ -99,16 +99,31 @@ class ConnectionPool:
         (``Alt-Svc``, if ``alt_svc``).
     :param http2_prior_knowledge: speak HTTP/2 over plain TCP (h2c).
     :param alt_svc: follow ``Alt-Svc`` advertisements of HTTP/3.
-    :param proxy: an HTTP proxy URL; every TCP connection is a ``CONNECT``
-        tunnel through it (HTTP/3 is then not used).
+    :param proxy: an HTTP proxy URL; every connection is a ``CONNECT``
+        tunnel through it, over TCP.  HTTP/3 is then never used, not even
+        when ``http_versions`` is ``("3",)`` or an origin advertises it with
+        ``Alt-Svc``: tunnelling QUIC needs CONNECT-UDP (RFC 9298), which
+        few proxies support, so the pool does what curl does and speaks
+        HTTP/2 (by ALPN) or HTTP/1.1 through the tunnel instead.
     :param proxy_tls_config: how to verify an ``https`` proxy.
     :param proxy_headers: extra fields of the ``CONNECT`` requests.
     :param happy_eyeballs: race a name's IPv6 and IPv4 addresses (RFC 8305).
     :param resolver: name resolver for Happy Eyeballs.
     :param quic_connect_timeout: seconds an HTTP/3 connection from
         ``Alt-Svc`` may stay silent before TCP is used instead.
-    :param max_buffered_data: each connection's per-stream buffer bound.
-    :raises ValueError: for an unknown HTTP version or a bad limit.
+    :param limits: the bounds (:class:`~hcore_io.Limits`) a client keeps:
+        ``max_header_size`` and ``max_header_count`` (a response head over
+        them fails the request with a protocol error) and
+        ``max_buffered_data``; its defaults if omitted.
+    :param max_buffered_data: overrides ``limits.max_buffered_data``: each
+        connection's per-stream buffer bound.
+    :param http1_implementation: the name of the HTTP/1.1 implementation in
+        :data:`hcore.protocols.default_registry` (``"h11"``, the default, or
+        e.g. ``"httptools"``); its client factory is made with
+        ``max_header_size`` and ``max_header_count``, as hcore's HTTP/1.1
+        factories take them.
+    :raises ValueError: for an unknown HTTP version or implementation, or a
+        bad limit.
     """
 
     def __init__(
@@ -129,8 +144,18 @@ class ConnectionPool:
         happy_eyeballs: bool = True,
         resolver: Resolver | None = None,
         quic_connect_timeout: float = 3.0,
-        max_buffered_data: int = DEFAULT_MAX_BUFFERED_DATA,
+        max_buffered_data: int | None = None,
+        limits: Limits | None = None,
+        http1_implementation: str | None = None,
     ) -> None:
+        limits = resolve_limits(limits, max_buffered_data=max_buffered_data)
+        try:
+            self._http1_maker = default_registry.get("1.1", http1_implementation)
+        except LookupError as exc:
+            raise ValueError(str(exc)) from None
+        #: The bounds in force (the keyword arguments applied).
+        self.limits = limits
+        max_buffered_data = limits.max_buffered_data
         unknown = set(http_versions) - set(_VERSIONS)
         if unknown or not http_versions:
             raise ValueError(f"unknown HTTP versions: {sorted(unknown)}")
@@ -152,34 +177,50 @@ class ConnectionPool:
             )
         self._tcp_networking = base
         self._tls_config = tls_config or ClientTLSConfig()
-        self._max_connections = max_connections
-        self._max_per_host = max_connections_per_host
-        self._keep_alive = keep_alive_timeout
-        self._max_requests = max_requests_per_connection
         self._max_buffered = max_buffered_data
         self._quic_timeout = quic_connect_timeout
+        tcp_versions = set(http_versions) & {"1.1", "2"}
+        if proxy is not None and not tcp_versions:
+            # HTTP/3 through an HTTP proxy would need CONNECT-UDP (RFC 9298),
+            # which few proxies speak; like curl, go over TCP through the
+            # proxy's CONNECT tunnel instead, with HTTP/2 or HTTP/1.1.
+            tcp_versions = {"1.1", "2"}
+        window = min(max(max_buffered_data, _MIN_WINDOW), 2**31 // 32)
         self._tcp_factory: ClientTCPFactory | None = None
-        if "1.1" in http_versions or "2" in http_versions:
+        if tcp_versions:
             self._tcp_factory = ClientTCPFactory(
-                HTTP1ClientFactory() if "1.1" in http_versions else None,
-                HTTP2ClientFactory() if "2" in http_versions else None,
+                self._http1_factory() if "1.1" in tcp_versions else None,
+                HTTP2ClientFactory(
+                    initial_window_size=window,
+                    connection_window_size=window * _WINDOWS_PER_CONNECTION,
+                    max_header_list_size=limits.max_header_size,
+                )
+                if "2" in tcp_versions
+                else None,
                 prior_knowledge=http2_prior_knowledge,
             )
         self._quic_factory: HTTPOverQUICClientFactory | None = (
             HTTP3ClientFactory() if "3" in http_versions and proxy is None else None
         )
-        self._alt_svc = (
-            AltSvcCache()
+        super().__init__(
+            max_connections=max_connections,
+            max_connections_per_host=max_connections_per_host,
+            keep_alive_timeout=keep_alive_timeout,
+            max_requests_per_connection=max_requests_per_connection,
+            alt_svc=AltSvcCache()
             if alt_svc and self._quic_factory and self._tcp_factory
-            else None
+            else None,
         )
-        self._lock = anyio.Lock()
-        self._changed = anyio.Event()
-        self._entries: list[PoolEntry] = []
-        self._created = 0
-        self._closed_count = 0
-        self._requests = 0
-        self._closed = False
+
+    def _http1_factory(self) -> HTTPOverTCPFactory:
+        make = cast(Callable[..., object], self._http1_maker.client)
+        factory = make(
+            max_header_size=self.limits.max_header_size,
+            max_header_count=self.limits.max_header_count,
+        )
+        if not isinstance(factory, HTTPOverTCPFactory):
+            raise TypeError(f"{factory!r} is not an HTTPOverTCPFactory")
+        return factory
 
     # -- public --------------------------------------------------------------
 
@@ -213,13 +254,15 @@ class ConnectionPool:
         :raises hcore.HCoreError: the peer broke the protocol or reset the
             stream.
         """
+        origin = request.url.origin
+        self._check_origin(origin)
         self._requests += 1
         avoid_quic = stale_retried = False
         for attempt in range(_MAX_ATTEMPTS):
             last = attempt == _MAX_ATTEMPTS - 1 or not request.replayable
             entry: PoolEntry | None = None
             try:
-                entry = await self._acquire(request, avoid_quic)
+                entry = await self._acquire(origin, request.timeouts, avoid_quic)
                 return await exchange(self, entry, request)
             except QUICUnconfirmed as exc:
                 if entry is not None:
@@ -232,38 +275,98 @@ class ConnectionPool:
                 if last:
                     raise exc.error from exc
             except (ConnectionClosed, ReadError, WriteError):
-                # RFC 9112 §9.3.1: a request on a reused connection that
-                # the server closed may be retried if nothing came back;
+                # RFC 9112 §9.3.1: an idempotent request on a reused
+                # connection that the server closed may be retried if
+                # nothing came back (a POST may have been applied: never);
                 # once, on a new connection: the other idle ones of the
                 # origin are likely stale too (a server restart) and go.
-                if entry is None or entry.served == 0 or last or stale_retried:
+                if (
+                    entry is None
+                    or entry.served == 0
+                    or last
+                    or stale_retried
+                    or not request.idempotent
+                ):
                     raise
                 stale_retried = True
                 await self._drop_idle(entry.origin)
         raise AssertionError("unreachable: the last attempt raises")
 
-    async def _drop_idle(self, origin: Origin) -> None:
-        """Close the idle HTTP/1.1 connections of an origin."""
-        async with self._lock:
-            idle = [
-                entry
-                for entry in self._entries
-                if entry.origin == origin
-                and not entry.active
-                and entry.connection is not None
-                and not entry.connection.multiplexed
-            ]
-            for entry in idle:
-                self._entries.remove(entry)
-            self._notify()
-        for entry in idle:
-            await self._close_connection(entry)
+    def lease(
+        self,
+        url: URL | str,
+        start: Callable[[PooledConnection], Awaitable[T]],
+        *,
+        timeouts: Timeouts | None = None,
+        http1_only: bool = False,
+    ) -> AbstractAsyncContextManager[tuple[PooledConnection, T]]:
+        """Lease a connection to ``url``'s origin for a stream of your own.
+
+        ``async with pool.lease(url, start) as (leased, result)``: the pool
+        takes a connection as a request would (its limits, versions,
+        ``Alt-Svc`` and reuse; an HTTP/2 or HTTP/3 one is shared) and awaits
+        ``start(leased)``, which opens a stream on ``leased.connection``,
+        its head built for ``leased.http_version``, and returns what the
+        block gets as ``result``.  If ``start`` fails on a reused connection
+        with :exc:`~hcore_io.ConnectionClosed`, :exc:`~hcore_io.ReadError` or
+        :exc:`~hcore_io.WriteError` (a stale connection), it is called once
+        more on a new one; if a new HTTP/3 connection from ``Alt-Svc``
+        stays silent, once more over TCP.  So ``start`` must be safe to
+        call again, and should close its stream if it fails.
+
+        The lease counts as a request in :attr:`metrics` and holds its
+        connection (an HTTP/1.1 one whole, a stream slot of the others)
+        until the block ends; it counts as failed if ``start`` or the
+        block raised, or :meth:`PooledConnection.fail` was called.  The
+        caller ends its stream before leaving the block.
+
+        :param url: where to (its origin is what counts).
+        :param start: opens the stream; its result is handed over.
+        :param timeouts: the pool and connect timeouts apply (a default
+            :class:`Timeouts` if omitted: none).
+        :param http1_only: take an HTTP/1.1 connection: an idle one of the
+            pool, or a new one offering HTTP/1.1 alone.
+        :raises hcore_io.PoolTimeout: no connection became free in time.
+        :raises hcore_io.ConnectError: a connection could not be opened.
+        :raises hcore_io.ConnectTimeout: opening one took too long.
+        :raises hcore_io.ConnectionClosed: the pool is closed.
+        """
+        if isinstance(url, str):
+            url = URL(url)
+        return self._lease(url.origin, start, timeouts or Timeouts(), http1_only)
+
+    @asynccontextmanager
+    async def _lease(
+        self,
+        origin: Origin,
+        start: Callable[[PooledConnection], Awaitable[T]],
+        timeouts: Timeouts,
+        http1_only: bool,
+    ) -> AsyncIterator[tuple[PooledConnection, T]]:
+        if not http1_only:
+            self._check_origin(origin)
+        self._requests += 1
+        leased, started, result = await start_lease(
+            self, origin, start, timeouts, http1_only, self._quic_timeout
+        )
+        try:
+            yield leased, result
+        except BaseException:
+            leased.fail()
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                entry = leased._entry
+                if leased.retired:
+                    await self._discard(entry, broken_alternative=False)
+                await self.release(entry, started, failed=leased.failed)
 
     async def aclose(self) -> None:
         """Close every connection; requests after this fail."""
         async with self._lock:
             self._closed = True
             entries, self._entries = self._entries, []
+            self._abandoned.clear()
             self._notify()
         with anyio.CancelScope(shield=True):
             for entry in entries:
@@ -277,11 +380,6 @@ class ConnectionPool:
 
     # -- used by the exchange --------------------------------------------------
 
-    def opened_stream(self, entry: PoolEntry) -> None:
-        """An exchange got its stream (or failed to): the next may open one."""
-        entry.opening -= 1
-        self._notify()
-
     def learn_alt_svc(self, entry: PoolEntry, value: bytes) -> None:
         """Remember an ``Alt-Svc`` field of a response that came over TCP."""
         if self._alt_svc is not None and not entry.quic:
@@ -290,101 +388,30 @@ class ConnectionPool:
                     entry.origin, value.decode("latin-1"), anyio.current_time()
                 )
 
-    async def release(self, entry: PoolEntry, started: float, failed: bool) -> None:
-        """An exchange ended: book it and close the connection if it is spent."""
-        now = anyio.current_time()
-        metrics = entry.metrics
-        metrics.completed += 1
-        metrics.total_request_time += now - started
-        if failed:
-            metrics.errors += 1
-        else:
-            entry.served += 1
-        to_close: list[PoolEntry] = []
-        async with self._lock:
-            entry.active -= 1
-            if entry.active == 0:
-                entry.idle_since = now
-                if metrics.state is not ConnectionState.CLOSED:
-                    metrics.state = ConnectionState.IDLE
-                if self._expired(entry, now) and entry in self._entries:
-                    self._entries.remove(entry)
-                    to_close.append(entry)
-            self._notify()
-        for spent in to_close:
-            await self._close_connection(spent)
-
     @property
     def quic_connect_timeout(self) -> float:
         """Seconds an Alt-Svc HTTP/3 connection may stay silent."""
         return self._quic_timeout
 
-    # -- acquiring -------------------------------------------------------------
+    # -- the connections chosen ------------------------------------------------
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+    def _check_origin(self, origin: Origin) -> None:
+        if origin.scheme == "http" and self._tcp_factory is None:
+            raise ConnectError("HTTP/3 needs https; plain http needs HTTP/1.1 or 2")
 
-    def _expired(self, entry: PoolEntry, now: float) -> bool:
-        connection = entry.connection
-        if connection is None:
-            return False
-        if connection.has_expired() or entry.metrics.requests >= self._max_requests:
-            return True
-        if now - entry.idle_since > self._keep_alive:
-            return True
-        if not connection.multiplexed:
-            return not connection.is_available() or looks_closed(connection)
-        return False
-
-    def _pick(
-        self, origin: Origin, now: float, avoid_quic: bool
-    ) -> tuple[PoolEntry | None, bool]:
-        """Find a usable entry; also say whether one may soon become usable."""
-        wait = False
-        # RFC 7838 §2: while an alternative is known, new requests use it.
-        prefer_quic = (
-            not avoid_quic
-            and self._alt_svc is not None
-            and self._alt_svc.lookup(origin, now) is not None
-        )
-        for entry in self._entries:
-            if entry.origin != origin or (avoid_quic and entry.quic):
-                continue
-            if self._alt_svc is not None and entry.quic is not prefer_quic:
-                continue
-            connection = entry.connection
-            if connection is None:
-                wait = wait or entry.may_multiplex
-                continue
-            if connection.has_expired() or entry.metrics.requests >= self._max_requests:
-                continue
-            if connection.multiplexed:
-                if connection.is_available():
-                    if not entry.opening:
-                        return entry, False
-                    wait = True
-                elif not entry.received.is_set():
-                    # The limit assumed before the server's SETTINGS (RFC
-                    # 9113 §6.5.2: 100 by h2's default) may be raised by them.
-                    wait = True
-            elif entry.active == 0 and connection.is_available():
-                return entry, False
-        return None, wait
-
-    def _make_room(self, origin: Origin) -> tuple[bool, list[PoolEntry]]:
-        """Whether a new connection to ``origin`` fits; evict an idle one if need be."""
-        if sum(entry.origin == origin for entry in self._entries) >= self._max_per_host:
-            return False, []
-        if len(self._entries) < self._max_connections:
-            return True, []
-        for entry in self._entries:
-            if entry.active == 0 and entry.connection is not None:
-                self._entries.remove(entry)
-                return True, [entry]
-        return False, []
-
-    def _new_entry(self, origin: Origin, now: float, avoid_quic: bool) -> PoolEntry:
+    def _new_entry(
+        self, origin: Origin, now: float, avoid_quic: bool, http1_only: bool
+    ) -> PoolEntry:
+        if http1_only:
+            return PoolEntry(
+                origin,
+                quic=False,
+                port=origin.port,
+                via_alt_svc=False,
+                may_multiplex=False,
+                now=now,
+                http1_only=True,
+            )
         quic, port, via_alt_svc = False, origin.port, False
         if self._quic_factory is not None and origin.scheme == "https":
             if self._tcp_factory is None:
@@ -409,92 +436,6 @@ class ConnectionPool:
             now=now,
         )
 
-    async def _acquire(self, request: Request, avoid_quic: bool) -> PoolEntry:
-        origin = request.url.origin
-        if origin.scheme == "http" and self._tcp_factory is None:
-            raise ConnectError("HTTP/3 needs https; plain http needs HTTP/1.1 or 2")
-        timeout = request.timeouts.pool
-        deadline = None if timeout is None else anyio.current_time() + timeout
-        # Bounded: each turn either returns or waits for the pool to change,
-        # and the deadline (if any) ends the waiting.
-        while True:
-            new = False
-            async with self._lock:
-                if self._closed:
-                    raise ConnectionClosed("the pool is closed")
-                now = anyio.current_time()
-                to_close = [e for e in self._entries if not e.active]
-                to_close = [e for e in to_close if self._expired(e, now)]
-                for spent in to_close:
-                    self._entries.remove(spent)
-                entry, wait = self._pick(origin, now, avoid_quic)
-                if entry is None and not wait:
-                    room, evicted = self._make_room(origin)
-                    to_close += evicted
-                    if room:
-                        entry = self._new_entry(origin, now, avoid_quic)
-                        self._entries.append(entry)
-                        new = True
-                if entry is not None:
-                    entry.active += 1
-                    entry.opening += 1
-                    entry.metrics.state = (
-                        ConnectionState.CONNECTING if new else ConnectionState.ACTIVE
-                    )
-                changed = self._changed
-                if to_close:
-                    self._notify()
-            for spent in to_close:
-                await self._close_connection(spent)
-            if entry is not None:
-                if new:
-                    await self._connect(entry, request.timeouts.connect)
-                return entry
-            remaining = None if deadline is None else deadline - anyio.current_time()
-            if remaining is not None and remaining <= 0:
-                raise PoolTimeout(f"no connection to {origin} became free in time")
-            with anyio.move_on_after(remaining):
-                await changed.wait()
-
-    # -- opening and closing ---------------------------------------------------
-
-    async def _connect(self, entry: PoolEntry, timeout: float | None) -> None:  # noqa: ASYNC109
-        origin = entry.origin
-        try:
-            try:
-                with anyio.fail_after(timeout):
-                    connection = await self._open(entry)
-            except TimeoutError as exc:
-                if isinstance(exc, ConnectTimeout):
-                    raise
-                raise ConnectTimeout(f"connecting to {origin} timed out") from exc
-        except BaseException as exc:
-            async with self._lock:
-                if entry in self._entries:
-                    self._entries.remove(entry)
-                entry.metrics.state = ConnectionState.CLOSED
-                entry.connected.set()
-                self._notify()
-            if entry.via_alt_svc and isinstance(exc, ConnectError | ConnectTimeout):
-                if self._alt_svc is not None:
-                    self._alt_svc.mark_broken(origin, anyio.current_time())
-                raise QUICUnconfirmed(
-                    f"HTTP/3 to {origin} failed: {exc}", via_alt_svc=True
-                ) from exc
-            raise
-        async with self._lock:
-            entry.connection = connection
-            entry.metrics.http_version = connection.http_version
-            entry.metrics.state = ConnectionState.ACTIVE
-            self._created += 1
-            entry.connected.set()
-            self._notify()
-            closed = entry not in self._entries
-        if closed:
-            # The pool was closed while this connection was being opened.
-            await connection.aclose()
-            raise ConnectionClosed("the pool is closed")
-
     async def _open(self, entry: PoolEntry) -> HTTPConnection:
         origin = entry.origin
         if entry.quic:
@@ -509,8 +450,10 @@ class ConnectionPool:
                 max_buffered_data=self._max_buffered,
             )
             return await quic_opener((origin.host, entry.port), server_name=origin.host)
-        assert self._tcp_factory is not None
-        factory: HTTPOverTCPFactory = self._tcp_factory
+        factory: HTTPOverTCPFactory | None = self._tcp_factory
+        if entry.http1_only:
+            factory = ClientTCPFactory(self._http1_factory(), None)
+        assert factory is not None
         networking = CountingNetworking(
             self._tcp_networking, entry.metrics, entry.received
         )
@@ -525,26 +468,3 @@ class ConnectionPool:
             tls=origin.scheme == "https",
             server_name=origin.host,
         )
-
-    async def _discard(self, entry: PoolEntry, *, broken_alternative: bool) -> None:
-        """Drop an entry whose connection failed."""
-        if broken_alternative and entry.via_alt_svc and self._alt_svc is not None:
-            self._alt_svc.mark_broken(entry.origin, anyio.current_time())
-        async with self._lock:
-            if entry in self._entries:
-                self._entries.remove(entry)
-            self._notify()
-        await self._close_connection(entry)
-
-    async def _close_connection(self, entry: PoolEntry) -> None:
-        if entry.metrics.state is ConnectionState.CLOSED:
-            return
-        entry.metrics.state = ConnectionState.CLOSED
-        connection = entry.connection
-        if connection is not None:
-            self._closed_count += 1
-            with anyio.CancelScope(shield=True):
-                try:
-                    await connection.aclose()
-                except HCoreError:
-                    pass

@@ -9,13 +9,11 @@ connection to the origin runs its handshake inside the tunnel (AnyIO's
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
 from anyio.abc import ByteStream
-from anyio.streams.tls import TLSStream
 
 from hcore import Address, ClientTLSConfig, HCoreError, Headers
 from hcore.events import DataReceived, HeadersReceived
@@ -24,8 +22,7 @@ from hcore_io._exceptions import ConnectError, ConnectTimeout, NetworkError
 from hcore_io.client._models import URL
 from hcore_io.client._networking import NetworkingWrapper
 from hcore_io.connections import HTTPConnection, HTTPStream
-from hcore_io.networking import ClientNetworking, DatagramStream
-from hcore_io.networking._tls import SSLContextCache, TLSByteStream, client_ssl_context
+from hcore_io.networking import ClientNetworking, DatagramStream, start_tls
 
 __all__ = ("ProxyNetworking",)
 
@@ -97,7 +94,6 @@ class ProxyNetworking(NetworkingWrapper):
         self._proxy = proxy
         self._proxy_tls = proxy_tls_config or ClientTLSConfig()
         self._proxy_headers = tuple(proxy_headers)
-        self._contexts = SSLContextCache()
 
     async def connect_tcp(
         self,
@@ -127,34 +123,17 @@ class ProxyNetworking(NetworkingWrapper):
         timeout: float | None = None,  # noqa: ASYNC109 (the interface's shape)
     ) -> ByteStream:
         """Open a tunnel, then a TLS session with the origin inside it."""
-        context = self._contexts.get(tls_config, alpn_protocols)
-        if context is None:
-            try:
-                context = await anyio.to_thread.run_sync(
-                    client_ssl_context, tls_config, alpn_protocols
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise ConnectError(f"invalid client TLS settings: {exc}") from exc
-            self._contexts.put(tls_config, alpn_protocols, context)
         try:
             with anyio.fail_after(timeout):
                 tunnel = await self._tunnel(address)
-                try:
-                    tls = await TLSStream.wrap(
-                        tunnel,
-                        server_side=False,
-                        hostname=server_name or address[0].strip("[]"),
-                        ssl_context=context,
-                        standard_compatible=False,
-                    )
-                except BaseException:
-                    await anyio.aclose_forcefully(tunnel)
-                    raise
+                return await start_tls(
+                    tunnel,
+                    server_name=server_name or address[0].strip("[]"),
+                    tls_config=tls_config,
+                    alpn_protocols=alpn_protocols,
+                )
         except TimeoutError as exc:
             raise ConnectTimeout(f"tunnelling to {address!r} timed out") from exc
-        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-            raise ConnectError(f"TLS through the tunnel failed: {exc!r}") from exc
-        return TLSByteStream(tls)
 
     async def connect_udp(self, address: Address) -> DatagramStream:
         """Refused: a ``CONNECT`` tunnel carries TCP only.

@@ -251,15 +251,24 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
     # -- per-stream use ----------------------------------------------------------
 
     async def open_stream(
-        self, headers: Headers, *, end_stream: bool = False
+        self,
+        headers: Headers,
+        *,
+        end_stream: bool = False,
+        on_submitted: Callable[[], object] | None = None,
     ) -> HTTPStream:
         """Start a request on a new stream, waiting for a free stream slot if need be.
 
         Picking the stream id and sending the headers happen at once, so
-        many tasks may open streams concurrently.
+        many tasks may open streams concurrently; the header blocks of
+        tasks that open streams while another task writes leave with its
+        write.
 
         :param headers: the request headers, pseudo-headers first.
         :param end_stream: whether the request has no body.
+        :param on_submitted: called once the stream took its slot (its
+            headers are handed to the protocol), before they are written:
+            a pool that serializes openings can let the next one go then.
         :return: the stream, for its task to send the body and read the response.
         :raises hcore_io.ConnectionClosed: if the connection is closed or
             takes no new streams (GOAWAY, ``Connection: close``).
@@ -280,6 +289,8 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
         state.has_handle = True
         state.local_ended = end_stream
         self._streams[stream_id] = state
+        if on_submitted is not None:
+            on_submitted()
         try:
             await self._flush()
         except anyio.get_cancelled_exc_class():

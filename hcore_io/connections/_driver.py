@@ -70,7 +70,7 @@ from hcore.events import (
 )
 from hcore.protocols import HTTPOverQUICProtocol, HTTPOverTCPProtocol, HTTPProtocol
 from hcore_io._exceptions import ConnectionClosed, NetworkError, WriteError
-from hcore_io.connections._state import EventQueue, StreamState
+from hcore_io.connections._state import DeadlinePassed, EventQueue, StreamState
 from hcore_io.connections._stream import HTTPStream
 from hcore_io.connections._transports import QUICTransport, TCPTransport, Transport
 from hcore_io.connections._waiters import Waiters
@@ -184,10 +184,16 @@ class Driver(metaclass=ABCMeta):
 
     # -- driving the protocol ------------------------------------------------------
 
-    async def _wait(self, key: Hashable, ready: Callable[[], bool]) -> None:
+    async def _wait(
+        self, key: Hashable, ready: Callable[[], bool], deadline: float = math.inf
+    ) -> None:
         """Return once ``ready()``; read from the transport when nobody else does.
 
+        :param deadline: when to give up (on AnyIO's clock).  The read this
+            task does anyway has a cancel scope of its own, which bounds it
+            too: a timed wait costs no scope of its own.
         :raises hcore_io.ConnectionClosed: when ``ready()`` can no longer become true.
+        :raises DeadlinePassed: when ``deadline`` passed first.
         """
         try:
             while not ready():
@@ -204,30 +210,38 @@ class Driver(metaclass=ABCMeta):
                 if not self._write_lock.locked() and self._transport.collect():
                     # The peer may be waiting for these bytes (a WINDOW_UPDATE)
                     # before it sends what this task waits for.
-                    await self._flush_if_free()
+                    await self._flush_within(deadline)
                 elif not self._reading and (not self._paused or self.multiplexed):
-                    await self._read(key)
-                else:
+                    await self._read(key, deadline)
+                elif deadline == math.inf:
                     await self._waiters.park(key)
+                else:
+                    with anyio.CancelScope(deadline=deadline) as scope:
+                        await self._waiters.park(key)
+                    if scope.cancelled_caught:
+                        raise DeadlinePassed
         finally:
             if not self._reading:
                 self._waiters.pass_baton()
 
-    async def _read(self, key: Hashable) -> None:
+    async def _read(self, key: Hashable, deadline: float = math.inf) -> None:
         self._reading = True
         self._reader_key = key
-        deadline = math.inf if self._linger_deadline is None else self._linger_deadline
+        linger = math.inf if self._linger_deadline is None else self._linger_deadline
         try:
-            with anyio.CancelScope(deadline=deadline) as scope:
+            with anyio.CancelScope(deadline=min(linger, deadline)) as scope:
                 self._read_scope = scope
                 more = await self._transport.receive()
         finally:
             self._read_scope = None
             self._reading = False
         if scope.cancelled_caught:
-            if anyio.current_time() >= deadline:
+            now = anyio.current_time()
+            if now >= linger:
                 # The peer did not close within the linger time.
                 await self._close_transport()
+            elif now >= deadline:
+                raise DeadlinePassed
             # Otherwise interrupted (reads are cancel-safe): the connection
             # closed, or another task routed what this one waits for.
             return
@@ -239,9 +253,22 @@ class Driver(metaclass=ABCMeta):
         if self._transport.collect() and not self._write_lock.locked():
             # Let another task read while this one writes.
             self._waiters.pass_baton()
-        await self._flush_if_free()
+        await self._flush_within(deadline)
         if self._input_done:
             self._wake_all()
+
+    async def _flush_within(self, deadline: float) -> None:
+        """:meth:`_flush_if_free`, bounded by a waiting task's deadline.
+
+        :raises DeadlinePassed: if the write was still blocked at the deadline.
+        """
+        if deadline == math.inf or not self._transport.collect():
+            await self._flush_if_free()
+            return
+        with anyio.CancelScope(deadline=deadline) as scope:
+            await self._flush_if_free()
+        if scope.cancelled_caught:
+            raise DeadlinePassed
 
     def _wake(self, key: Hashable) -> None:
         self._waiters.wake(key)
@@ -254,11 +281,11 @@ class Driver(metaclass=ABCMeta):
         if self._read_scope is not None:
             self._read_scope.cancel()
 
-    async def _resume(self) -> None:
+    async def _resume(self, deadline: float = math.inf) -> None:
         """After a queue was read: take more events if they had been held back."""
         if self._paused and not self._full_queues:
             self._dispatch()
-            await self._flush_if_free()
+            await self._flush_within(deadline)
             if not self._reading:
                 self._waiters.pass_baton()
 

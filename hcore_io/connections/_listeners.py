@@ -118,11 +118,13 @@ class HTTPListener(metaclass=ABCMeta):
 
     @abstractmethod
     async def aclose(self) -> None:
-        """Stop accepting connections.
+        """Stop accepting connections; those accepted carry on.
 
-        TCP connections already accepted carry on; QUIC connections share
-        the listener's socket, so they end with it (close them gracefully
-        first to let their streams finish).
+        A graceful shutdown closes the listener, then calls
+        :meth:`HTTPConnection.close_gracefully` on each connection being
+        served, and lets :meth:`serve` return once their handlers have.  QUIC
+        connections share the listener's UDP socket: it stays open until the
+        last of them is closed.
         """
         raise NotImplementedError
 

@@ -21,11 +21,25 @@ from hcore.events import (
     TrailersReceived,
 )
 
-__all__ = ("EVENT_COST", "EventQueue", "StreamState", "ends_remote_side")
+__all__ = (
+    "EVENT_COST",
+    "DeadlinePassed",
+    "EventQueue",
+    "StreamState",
+    "ends_remote_side",
+)
 
 #: What one queued event counts for beyond its data: a bound on event
 #: objects as well as on bytes, so that a flood of empty events is bounded too.
 EVENT_COST = 256
+
+
+class DeadlinePassed(Exception):
+    """A task's wait on its connection reached its deadline.
+
+    Raised by the connection's wait, caught by the public method that gave
+    the deadline, which raises its own timeout error.
+    """
 
 
 def _cost(event: Event) -> int:

@@ -11,6 +11,7 @@ caller to retry, reset or close.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,7 +20,7 @@ import anyio
 from hcore import HCoreError, Headers
 from hcore.events import Event
 from hcore_io._exceptions import ReadTimeout, TimeoutError, WriteTimeout
-from hcore_io.connections._state import StreamState
+from hcore_io.connections._state import DeadlinePassed, StreamState
 
 if TYPE_CHECKING:
     from hcore_io.connections._connection import HTTPConnection
@@ -160,6 +161,39 @@ class HTTPStream:
             WriteTimeout,
         )
 
+    async def send_headers_and_data(
+        self,
+        headers: Headers,
+        data: bytes,
+        end_stream: bool = False,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (see module doc)
+    ) -> None:
+        """Send a header block and the first body bytes, in one write.
+
+        As :meth:`send_headers` (not ending the stream) then
+        :meth:`send_data`, except that both leave together: a small response
+        (or request) goes out in one segment.
+
+        :param headers: the block, pseudo-headers first.
+        :param data: the body bytes (or the tunnel's first bytes).
+        :param end_stream: whether nothing more will be sent.
+        :param timeout: seconds the write (and the wait for credit) may take.
+        :raises StreamReset: if the stream was (or is, meanwhile) reset.
+        :raises hcore_io.ConnectionClosed: if the connection is closed.
+        :raises hcore_io.WriteError: if writing failed.
+        :raises hcore_io.WriteTimeout: if ``timeout`` passed.
+        :raises hcore.LocalProtocolError: if the protocol refuses the block.
+        """
+        await self._guard(
+            lambda: self._connection._stream_send_headers_and_data(
+                self._state, headers, data, end_stream
+            ),
+            timeout,
+            "sending headers and data",
+            WriteTimeout,
+        )
+
     async def send_stream_reset(self, error_code: int | None = None) -> None:
         """Abandon the stream (on HTTP/1.1 this closes the connection).
 
@@ -189,12 +223,26 @@ class HTTPStream:
         :raises hcore.LocalProtocolError: if the stream was closed, or is
             over both ways and every event was received.
         """
-        return await self._guard(
-            lambda: self._connection._stream_receive(self._state),
-            timeout,
-            "receiving an event",
-            ReadTimeout,
-        )
+        connection, state = self._connection, self._state
+        event = connection._stream_take(state)
+        if event is not None:
+            # Already queued: no wait, so no timeout or cancellation to handle.
+            return event
+        # The timeout is a deadline for the connection's wait, which bounds
+        # its read with the read's own cancel scope: no scope of its own
+        # here, so any cancellation comes from outside.
+        deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        try:
+            return await connection._stream_receive(state, deadline)
+        except DeadlinePassed:
+            raise ReadTimeout(
+                f"receiving an event on stream {state.stream_id} "
+                f"took longer than {timeout} s"
+            ) from None
+        except anyio.get_cancelled_exc_class():
+            # Cancelled from outside: the task gives the stream up.
+            await connection._abandon(state)
+            raise
 
     def __aiter__(self) -> HTTPStream:
         return self
@@ -228,6 +276,13 @@ class HTTPStream:
         what: str,
         error: type[TimeoutError],
     ) -> _T:
+        if timeout is None:
+            # No scope of its own: any cancellation comes from outside.
+            try:
+                return await operation()
+            except anyio.get_cancelled_exc_class():
+                await self._connection._abandon(self._state)
+                raise
         with anyio.move_on_after(timeout) as scope:
             try:
                 return await operation()

@@ -9,6 +9,8 @@ queue go on.
 
 from __future__ import annotations
 
+import math
+
 import anyio
 
 from hcore import HCoreError, Headers, LocalProtocolError
@@ -58,6 +60,19 @@ class StreamOperations(Router):
                 state.stream_id, state.reset_code, by_peer=state.reset_by_peer
             )
 
+    async def _stream_send_headers_and_data(
+        self, state: StreamState, headers: Headers, data: bytes, end_stream: bool
+    ) -> None:
+        self._check_stream(state)
+        # Submitted together and flushed once: the protocol's bytes_to_send()
+        # then hands the head and the body to the transport in one piece.
+        self._protocol.submit_headers(state.stream_id, headers, False)
+        waited = await self._submit_data(state.stream_id, data, end_stream, state)
+        if waited and (state.reset_code is not None or state.refused):
+            raise StreamReset(
+                state.stream_id, state.reset_code, by_peer=state.reset_by_peer
+            )
+
     async def _submit_data(
         self, stream_id: int, data: bytes, end_stream: bool, state: StreamState | None
     ) -> bool:
@@ -94,7 +109,25 @@ class StreamOperations(Router):
         self._mark_reset(state, code)
         await self._flush()
 
-    async def _stream_receive(self, state: StreamState) -> Event:
+    def _stream_take(self, state: StreamState) -> Event | None:
+        """Take the stream's next event if one is queued and nothing else is due.
+
+        The fast path of :meth:`HTTPStream.receive_event`: no wait, no
+        timeout scope.  ``None`` sends the caller down the full path (to
+        wait, or to raise, or to resume a connection held back).
+        """
+        if state.released or self._closed or self._paused or not state.events:
+            return None
+        was_full = state.events.full
+        event = state.events.take()
+        if was_full and not state.events.full:
+            self._full_queues -= 1
+        self._forget_if_done(state)
+        return event
+
+    async def _stream_receive(
+        self, state: StreamState, deadline: float = math.inf
+    ) -> Event:
         if state.released:
             raise LocalProtocolError(f"stream {state.stream_id} was closed")
         if self._closed:
@@ -104,6 +137,7 @@ class StreamOperations(Router):
         await self._wait(
             stream_key(state.stream_id),
             lambda: bool(state.events) or state.finished,
+            deadline,
         )
         if not state.events:
             if state.lost:
@@ -114,7 +148,7 @@ class StreamOperations(Router):
         if was_full and not state.events.full:
             self._full_queues -= 1
         self._forget_if_done(state)
-        await self._resume()
+        await self._resume(deadline)
         return event
 
     def _release(self, state: StreamState) -> None:

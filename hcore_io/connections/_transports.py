@@ -33,9 +33,11 @@ __all__ = (
     "normalize_address",
 )
 
-# How much one read asks of a byte stream: TLS records are at most 16 KiB,
-# and HTTP/2 frames default to 16 KiB, so 64 KiB takes a few of either.
-_READ_SIZE = 65536
+# How much one read asks of a byte stream.  asyncio's transports read 256 KiB
+# at a time: asking as much takes a bulk download's data in one turn of the
+# connection's loop (a smaller size cost a turn per piece of it); a TLS stream
+# returns a record (at most 16 KiB) anyway.
+_READ_SIZE = 262144
 
 # How long closing a stream may take (a TLS close_notify exchange) before it
 # is closed forcefully.

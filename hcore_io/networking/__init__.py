@@ -4,7 +4,8 @@ The interfaces (:class:`ClientNetworking`, :class:`ServerNetworking` and
 their parts) say what a backend offers; :class:`SystemNetworking` uses the
 operating system's sockets through AnyIO, :class:`EpollNetworking` drives
 raw sockets with one epoll per event loop (Linux), :class:`MemoryNetworking`
-runs in process for tests and examples.  Every stream is an AnyIO stream and keeps
+runs in process for tests and examples; :func:`start_tls` runs a client TLS
+handshake over any byte stream.  Every stream is an AnyIO stream and keeps
 AnyIO's semantics (``anyio.EndOfStream`` at end of stream,
 ``anyio.BrokenResourceError`` when the peer is gone); connecting and
 listening raise :mod:`hcore_io`'s own errors.
@@ -30,6 +31,7 @@ from hcore_io.networking._interfaces import (
 )
 from hcore_io.networking._memory import MemoryNetworking as MemoryNetworking
 from hcore_io.networking._system import SystemNetworking as SystemNetworking
+from hcore_io.networking._tls import start_tls as start_tls
 
 __all__ = (
     "ByteStream",
@@ -44,4 +46,5 @@ __all__ = (
     "TCPClientNetworking",
     "TCPServerNetworking",
     "UDPClientNetworking",
+    "start_tls",
 )

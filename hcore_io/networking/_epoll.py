@@ -62,17 +62,24 @@ class EpollNetworking(SocketNetworking):
         complete its handshake before it is dropped.
     :param quic_queue_size: datagrams queued per QUIC connection of a
         listener before more are dropped.
+    :param reuse_port: bind listening sockets with ``SO_REUSEPORT``, so that
+        several processes can listen on the same port.
     :raises RuntimeError: the system has no epoll (it is not Linux).
     """
 
     def __init__(
-        self, *, tls_handshake_timeout: float = 10.0, quic_queue_size: int = 256
+        self,
+        *,
+        tls_handshake_timeout: float = 10.0,
+        quic_queue_size: int = 256,
+        reuse_port: bool = False,
     ) -> None:
         if not epoll_available():
             raise RuntimeError("EpollNetworking needs Linux's epoll")
         super().__init__(
             tls_handshake_timeout=tls_handshake_timeout,
             quic_queue_size=quic_queue_size,
+            reuse_port=reuse_port,
         )
 
     async def _open_tcp(self, host: str, port: int) -> ByteStream:
@@ -128,11 +135,20 @@ class EpollNetworking(SocketNetworking):
         )
 
     async def _open_tcp_listeners(
-        self, host: str | None, port: int
+        self, host: str | None, port: int, *, reuse_port: bool
     ) -> list[SocketListener]:
-        return await bind_tcp_listeners(host, port, current_poller())
+        return await bind_tcp_listeners(
+            host, port, current_poller(), reuse_port=reuse_port
+        )
 
     async def _open_udp(
-        self, family: socket.AddressFamily, host: str | None, port: int
+        self,
+        family: socket.AddressFamily,
+        host: str | None,
+        port: int,
+        *,
+        reuse_port: bool = False,
     ) -> UnreliableObjectStream[Datagram]:
-        return await bind_udp_socket(family, host, port, current_poller())
+        return await bind_udp_socket(
+            family, host, port, current_poller(), reuse_port=reuse_port
+        )

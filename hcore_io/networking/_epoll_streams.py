@@ -328,7 +328,11 @@ class EpollSocketListener(SocketListener):
 
 
 def _listening_socket(
-    family: socket.AddressFamily, sockaddr: tuple[Any, ...], *, v6only: bool = True
+    family: socket.AddressFamily,
+    sockaddr: tuple[Any, ...],
+    *,
+    v6only: bool = True,
+    reuse_port: bool = False,
 ) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -336,6 +340,8 @@ def _listening_socket(
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
         sock.listen(_BACKLOG)
     except BaseException:
@@ -345,17 +351,20 @@ def _listening_socket(
 
 
 async def bind_tcp_listeners(
-    host: str | None, port: int, poller: Poller
+    host: str | None, port: int, poller: Poller, *, reuse_port: bool = False
 ) -> list[SocketListener]:
     """Bind listening sockets the way ``anyio.create_tcp_listener`` does.
 
     ``None`` binds one dual-stack IPv6 socket where the system has one;
     a name binds each of its addresses, on one port.
 
+    :param reuse_port: set ``SO_REUSEPORT`` on each socket.
     :raises OSError: an address cannot be bound.
     """
     if host is None and socket.has_dualstack_ipv6():
-        sock = _listening_socket(socket.AF_INET6, ("::", port), v6only=False)
+        sock = _listening_socket(
+            socket.AF_INET6, ("::", port), v6only=False, reuse_port=reuse_port
+        )
         return [EpollSocketListener(sock, poller)]
     infos = await anyio.getaddrinfo(
         host, port, flags=socket.AI_PASSIVE | socket.AI_ADDRCONFIG
@@ -368,7 +377,9 @@ async def bind_tcp_listeners(
         bound_port = port
         for family, sockaddr in sockaddrs:
             address = (sockaddr[0], bound_port, *sockaddr[2:])
-            sock = _listening_socket(socket.AddressFamily(family), address)
+            sock = _listening_socket(
+                socket.AddressFamily(family), address, reuse_port=reuse_port
+            )
             sockets.append(sock)
             # Port 0: every address listens on the port the first one got.
             bound_port = sock.getsockname()[1]

@@ -168,13 +168,19 @@ class EpollUDPSocket(BatchDatagramStream):
 
 
 async def bind_udp_socket(
-    family: socket.AddressFamily, host: str | None, port: int, poller: Poller
+    family: socket.AddressFamily,
+    host: str | None,
+    port: int,
+    poller: Poller,
+    *,
+    reuse_port: bool = False,
 ) -> EpollUDPSocket:
     """Bind a UDP socket as ``anyio.create_udp_socket`` does.
 
     :param family: ``AF_INET`` or ``AF_INET6``, or ``AF_UNSPEC`` with a host.
     :param host: the local host; ``None`` binds the family's wildcard.
     :param port: the local port; 0 lets the system pick one.
+    :param reuse_port: set ``SO_REUSEPORT`` before binding.
     :raises OSError: the name cannot be resolved or the address bound.
     """
     sockaddr: tuple[Any, ...]
@@ -194,6 +200,8 @@ async def bind_udp_socket(
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
         return EpollUDPSocket(sock, poller)
     except BaseException:

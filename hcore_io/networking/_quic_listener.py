@@ -26,11 +26,20 @@ client may still use it for Initial and 0-RTT packets; closing the stream
 removes all its ids.  Streams send straight through the shared socket, to
 whatever address each datagram names (QUIC peers may migrate, RFC 9000 §9).
 
+Closing the listener stops accepting, as closing a TCP listener does:
+from then on a datagram that would start a connection is dropped, while
+the connections already accepted keep their routes, and the socket stays
+open (and read) until the last of their streams is closed.  So a server can
+close its listener and still let its QUIC connections finish gracefully
+(GOAWAY, the last responses, CONNECTION_CLOSE).  When :meth:`QUICListener.serve`
+ends for any other reason (its task is cancelled, the socket breaks), every
+connection's stream ends with it.
+
 Streams keep AnyIO's semantics: ``receive`` raises
-:exc:`anyio.EndOfStream` once the listener is closed and the queue is
-empty, ``send`` raises :exc:`anyio.BrokenResourceError` once the socket is
-gone, and both raise :exc:`anyio.ClosedResourceError` once the stream is
-closed.
+:exc:`anyio.EndOfStream` once the listener stopped reading and the queue
+is empty, ``send`` raises :exc:`anyio.BrokenResourceError` once the socket
+is gone, and both raise :exc:`anyio.ClosedResourceError` once the stream
+is closed.
 """
 
 from __future__ import annotations
@@ -104,11 +113,16 @@ class _RoutedQUICStream(QUICStream):
             self._router.update(self, connection_ids)
 
     async def aclose(self) -> None:
-        """Close the stream; the listener forgets the connection."""
+        """Close the stream; the listener forgets the connection.
+
+        The last stream of a closed listener closes its socket.
+        """
         if not self._closed:
             self._closed = True
             self._router.forget(self)
             self.inbox.close()
+            if self._router.done():
+                await self._router.close_socket()
         await anyio.lowlevel.checkpoint()
 
     @property
@@ -137,7 +151,13 @@ class _Router:
         self.supported_versions = tuple(supported_versions)
         self.queue_size = queue_size
         self.routes: dict[bytes, _RoutedQUICStream] = {}
+        # The streams open, whatever ids they hold.
+        self.streams: set[_RoutedQUICStream] = set()
+        # No new connections (the listener was closed).
+        self.accepting = True
+        # No more datagrams for anyone (the reading loop is over).
         self.closed = False
+        self._socket_closed = False
         # Imported here: the HTTP/3 package loads aioquic, which only QUIC
         # listeners need, so importing hcore_io stays light.
         from hcore.protocols import http3
@@ -161,6 +181,9 @@ class _Router:
         if stream is not None:
             self._deliver(stream, datagram)
             return None, None
+        if not self.accepting:
+            # Closed listener: only the connections it has are served.
+            return None, None
         if header.needs_version_negotiation:
             reply = self._build_version_negotiation(header, self.supported_versions)
             return None, Datagram(reply, datagram.address)
@@ -177,6 +200,7 @@ class _Router:
             self.queue_size,
         )
         self.routes[header.destination_connection_id] = stream
+        self.streams.add(stream)
         self._deliver(stream, datagram)
         return stream, None
 
@@ -204,13 +228,26 @@ class _Router:
             if self.routes.get(cid) is stream:
                 del self.routes[cid]
         stream.connection_ids = set()
+        self.streams.discard(stream)
 
     def close_all(self) -> None:
         """End every stream's queue: their receivers see end of stream."""
         self.closed = True
-        for stream in set(self.routes.values()):
+        for stream in self.streams:
             stream.inbox.end()
         self.routes.clear()
+        self.streams.clear()
+
+    def done(self) -> bool:
+        """Whether the socket may close: not accepting, and no stream open."""
+        return not self.accepting and not self.streams
+
+    async def close_socket(self) -> None:
+        """Close the socket (once), even in a cancelled scope."""
+        if not self._socket_closed:
+            self._socket_closed = True
+            with anyio.CancelScope(shield=True):
+                await self.socket.aclose()
 
 
 class QUICListener(Listener[QUICStream]):
@@ -246,7 +283,9 @@ class QUICListener(Listener[QUICStream]):
     ) -> None:
         """Read the socket and call ``handler(stream)`` for each new connection.
 
-        Returns once the listener is closed (or its socket fails).
+        Returns once the socket is closed (after :meth:`aclose`, when the
+        last connection is over) or fails; every connection's stream then
+        sees end of stream.
 
         :param handler: the connection handler, started in a new task.
         :param task_group: where to start the handlers; by default a task
@@ -289,13 +328,21 @@ class QUICListener(Listener[QUICStream]):
                         task_group.start_soon(handler, stream)
         finally:
             self._router.close_all()
+            if self._closed:
+                await self._router.close_socket()
 
     async def aclose(self) -> None:
-        """Close the socket; every connection's stream sees end of stream."""
+        """Stop accepting connections; those accepted carry on.
+
+        New connections are dropped from now on.  The socket stays open for
+        the connections already accepted and is closed with the last of
+        their streams (at once if there is none); :meth:`serve` returns then.
+        """
         if not self._closed:
             self._closed = True
-            self._router.close_all()
-            await self._router.socket.aclose()
+            self._router.accepting = False
+            if self._router.done():
+                await self._router.close_socket()
         await anyio.lowlevel.checkpoint()
 
     @property

@@ -8,10 +8,14 @@ raising ``OSError`` when the operating system refuses:
 - :meth:`SocketNetworking._open_tcp_listeners` binds listening sockets;
 - :meth:`SocketNetworking._open_udp` binds one unconnected datagram socket.
 
+Listening sockets get ``SO_REUSEPORT`` when the backend was made with
+``reuse_port=True`` (several processes serving one port).
+
 Everything above them is common: timeouts become
 :exc:`~hcore_io.ConnectTimeout`, ``OSError`` and ``ssl.SSLError`` become
 :exc:`~hcore_io.ConnectError` or :exc:`~hcore_io.NetworkError`, TLS is
-AnyIO's ``TLSStream`` over the backend's stream (client contexts cached),
+AnyIO's ``TLSStream`` over the backend's stream (client contexts cached, see
+:func:`~hcore_io.networking.start_tls`),
 listeners are :class:`~hcore_io.networking._tcp_listener.TCPListener` and
 :class:`~hcore_io.networking._quic_listener.QUICListener`.  So
 :class:`~hcore_io.networking.SystemNetworking` and
@@ -28,7 +32,6 @@ from collections.abc import Sequence
 
 import anyio
 from anyio.abc import ByteStream, Listener, SocketListener, UnreliableObjectStream
-from anyio.streams.tls import TLSStream
 
 from hcore import Address, ClientTLSConfig, Datagram, ServerTLSConfig
 from hcore_io._exceptions import ConnectError, ConnectTimeout, NetworkError
@@ -41,12 +44,7 @@ from hcore_io.networking._interfaces import (
 )
 from hcore_io.networking._quic_listener import QUICListener
 from hcore_io.networking._tcp_listener import TCPListener, set_nodelay
-from hcore_io.networking._tls import (
-    SSLContextCache,
-    TLSByteStream,
-    client_ssl_context,
-    server_ssl_context,
-)
+from hcore_io.networking._tls import server_ssl_context, start_tls
 
 __all__ = ("SocketNetworking", "bind_host")
 
@@ -67,14 +65,25 @@ class SocketNetworking(ClientNetworking, ServerNetworking):
         complete its handshake before it is dropped.
     :param quic_queue_size: datagrams queued per QUIC connection of a
         listener before more are dropped.
+    :param reuse_port: bind listening sockets (TCP and QUIC) with
+        ``SO_REUSEPORT``, so that several processes can listen on the same
+        port and the kernel spreads connections between them.
+    :raises NotImplementedError: ``reuse_port`` on a system without
+        ``SO_REUSEPORT``.
     """
 
     def __init__(
-        self, *, tls_handshake_timeout: float = 10.0, quic_queue_size: int = 256
+        self,
+        *,
+        tls_handshake_timeout: float = 10.0,
+        quic_queue_size: int = 256,
+        reuse_port: bool = False,
     ) -> None:
+        if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            raise NotImplementedError("this system has no SO_REUSEPORT")
         self.tls_handshake_timeout = tls_handshake_timeout
         self.quic_queue_size = quic_queue_size
-        self._client_contexts = SSLContextCache()
+        self.reuse_port = reuse_port
 
     @abstractmethod
     async def _open_tcp(self, host: str, port: int) -> ByteStream:
@@ -86,17 +95,23 @@ class SocketNetworking(ClientNetworking, ServerNetworking):
 
     @abstractmethod
     async def _open_tcp_listeners(
-        self, host: str | None, port: int
+        self, host: str | None, port: int, *, reuse_port: bool
     ) -> list[SocketListener]:
         """Bind listening TCP sockets (``None``: every interface).
 
+        :param reuse_port: set ``SO_REUSEPORT`` on them.
         :raises OSError: the address cannot be bound.
         """
         raise NotImplementedError
 
     @abstractmethod
     async def _open_udp(
-        self, family: socket.AddressFamily, host: str | None, port: int
+        self,
+        family: socket.AddressFamily,
+        host: str | None,
+        port: int,
+        *,
+        reuse_port: bool = False,
     ) -> UnreliableObjectStream[Datagram]:
         """Bind an unconnected datagram socket.
 
@@ -104,6 +119,7 @@ class SocketNetworking(ClientNetworking, ServerNetworking):
             the family of ``host``.
         :param host: the local host; ``None`` binds every interface.
         :param port: the local port; 0 lets the system pick one.
+        :param reuse_port: set ``SO_REUSEPORT`` before binding.
         :raises OSError: the socket cannot be opened or bound.
         """
         raise NotImplementedError
@@ -165,43 +181,18 @@ class SocketNetworking(ClientNetworking, ServerNetworking):
             ``tls_config`` cannot be loaded.
         :raises hcore_io.ConnectTimeout: ``timeout`` passed first.
         """
-        context = self._client_contexts.get(tls_config, alpn_protocols)
-        if context is None:
-            # Loading a trust store reads files: keep it off the event loop.
-            try:
-                context = await anyio.to_thread.run_sync(
-                    client_ssl_context, tls_config, alpn_protocols
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise ConnectError(f"invalid client TLS settings: {exc}") from exc
-            self._client_contexts.put(tls_config, alpn_protocols, context)
         hostname = server_name or address[0].strip("[]")
         try:
             with anyio.fail_after(timeout):
                 stream = await self._connect(address)
-                try:
-                    tls_stream = await TLSStream.wrap(
-                        stream,
-                        server_side=False,
-                        hostname=hostname,
-                        ssl_context=context,
-                        standard_compatible=False,
-                    )
-                    return TLSByteStream(tls_stream)
-                except BaseException:
-                    await anyio.aclose_forcefully(stream)
-                    raise
+                return await start_tls(
+                    stream,
+                    server_name=hostname,
+                    tls_config=tls_config,
+                    alpn_protocols=alpn_protocols,
+                )
         except TimeoutError as exc:
             raise ConnectTimeout(f"connecting to {address!r} timed out") from exc
-        except (
-            OSError,
-            ssl.SSLError,
-            anyio.BrokenResourceError,
-            anyio.EndOfStream,
-        ) as exc:
-            raise ConnectError(
-                f"TLS handshake with {address!r} failed: {exc!r}"
-            ) from exc
 
     async def connect_udp(self, address: Address) -> DatagramStream:
         """Open a UDP socket towards a peer.
@@ -269,7 +260,9 @@ class SocketNetworking(ClientNetworking, ServerNetworking):
     ) -> TCPListener:
         host, port = address
         try:
-            listeners = await self._open_tcp_listeners(bind_host(host), port)
+            listeners = await self._open_tcp_listeners(
+                bind_host(host), port, reuse_port=self.reuse_port
+            )
         except OSError as exc:
             raise NetworkError(f"cannot listen on {address!r}: {exc}") from exc
         return TCPListener(
@@ -299,6 +292,7 @@ class SocketNetworking(ClientNetworking, ServerNetworking):
                 socket.AF_INET6 if local_host is None else socket.AF_UNSPEC,
                 local_host,
                 port,
+                reuse_port=self.reuse_port,
             )
         except OSError as exc:
             raise NetworkError(f"cannot listen on {address!r}: {exc}") from exc

@@ -44,6 +44,10 @@ class SystemNetworking(SocketNetworking):
         complete its handshake before it is dropped.
     :param quic_queue_size: datagrams queued per QUIC connection of a
         listener before more are dropped.
+    :param reuse_port: bind listening sockets with ``SO_REUSEPORT``, so that
+        several processes can listen on the same port.
+    :raises NotImplementedError: ``reuse_port`` on a system without
+        ``SO_REUSEPORT``.
     """
 
     async def _open_tcp(self, host: str, port: int) -> ByteStream:
@@ -51,9 +55,11 @@ class SystemNetworking(SocketNetworking):
         return await anyio.connect_tcp(host, port)
 
     async def _open_tcp_listeners(
-        self, host: str | None, port: int
+        self, host: str | None, port: int, *, reuse_port: bool
     ) -> list[SocketListener]:
-        multi = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        multi = await anyio.create_tcp_listener(
+            local_host=host, local_port=port, reuse_port=reuse_port
+        )
         listeners: list[SocketListener] = []
         for listener in multi.listeners:
             # create_tcp_listener makes socket listeners only.
@@ -62,7 +68,12 @@ class SystemNetworking(SocketNetworking):
         return listeners
 
     async def _open_udp(
-        self, family: socket.AddressFamily, host: str | None, port: int
+        self,
+        family: socket.AddressFamily,
+        host: str | None,
+        port: int,
+        *,
+        reuse_port: bool = False,
     ) -> UnreliableObjectStream[Datagram]:
         udp_socket = await anyio.create_udp_socket(
             socket.AF_INET6
@@ -72,5 +83,6 @@ class SystemNetworking(SocketNetworking):
             else socket.AF_UNSPEC,
             local_host=host,
             local_port=port,
+            reuse_port=reuse_port,
         )
         return UDPSocketStream(udp_socket)

@@ -1,9 +1,11 @@
-"""TLS for the system backend: ``ssl.SSLContext`` objects and TLS streams.
+"""TLS for the socket backends: ``ssl.SSLContext`` objects and TLS streams.
 
 :class:`hcore.ClientTLSConfig` and :class:`hcore.ServerTLSConfig` are frozen
-data; the contexts made from them are cached (per configuration and ALPN
-list), since loading a trust store takes milliseconds and a client opens
-many connections with the same settings.
+data; the client contexts made from them are cached (per configuration and
+ALPN list, in one cache for the process), since loading a trust store takes
+milliseconds and a client opens many connections with the same settings.
+:func:`start_tls` is the public way to run a client handshake over any byte
+stream (a proxy's tunnel, say), with those cached contexts.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
 from hcore import ClientTLSConfig, ServerTLSConfig
+from hcore_io._exceptions import ConnectError
 
 __all__ = (
     "SSLContextCache",
     "TLSByteStream",
     "client_ssl_context",
     "server_ssl_context",
+    "start_tls",
 )
 
 _TLS_VERSIONS = {
@@ -209,3 +214,66 @@ class TLSByteStream(ByteStream):
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         """The TLS and socket attributes of the wrapped stream."""
         return self._stream.extra_attributes
+
+
+_client_contexts = SSLContextCache()
+
+
+async def start_tls(
+    stream: ByteStream,
+    *,
+    server_name: str,
+    tls_config: ClientTLSConfig = ClientTLSConfig(),  # noqa: B008
+    alpn_protocols: Sequence[str] = (),
+) -> ByteStream:
+    """Run a client TLS handshake over a connected byte stream.
+
+    What the socket backends' ``connect_tcp_tls`` does after connecting,
+    for a byte stream from elsewhere (a ``CONNECT`` tunnel through a
+    proxy, say).  The ``ssl.SSLContext`` made from ``tls_config`` is cached
+    per settings and ALPN ids, and shared with the backends.  The stream
+    returned reads as every backend's TLS stream: ``TLSAttribute.*`` tell
+    what was negotiated, a TLS failure later raises
+    :exc:`anyio.BrokenResourceError`, and an EOF without ``close_notify`` is
+    a plain end of stream.  Bound the handshake's time with a cancel scope.
+
+    :param stream: the stream to run TLS over; closed if the handshake
+        fails or is cancelled.
+    :param server_name: the name for SNI and certificate verification.
+    :param tls_config: how to verify the server and present a client
+        certificate.
+    :param alpn_protocols: ALPN ids to offer, most preferred first.
+    :return: the TLS stream.
+    :raises ValueError: ``tls_config.minimum_version`` is unknown.
+    :raises hcore_io.ConnectError: a certificate file of ``tls_config``
+        cannot be loaded, or the handshake fails (an untrusted certificate
+        included).
+    """
+    try:
+        context = _client_contexts.get(tls_config, alpn_protocols)
+        if context is None:
+            # Loading a trust store reads files: keep it off the event loop.
+            try:
+                context = await anyio.to_thread.run_sync(
+                    client_ssl_context, tls_config, alpn_protocols
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ConnectError(f"invalid client TLS settings: {exc}") from exc
+            _client_contexts.put(tls_config, alpn_protocols, context)
+        tls_stream = await TLSStream.wrap(
+            stream,
+            server_side=False,
+            hostname=server_name,
+            ssl_context=context,
+            standard_compatible=False,
+        )
+    except BaseException as exc:
+        await anyio.aclose_forcefully(stream)
+        if isinstance(
+            exc, (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream)
+        ):
+            raise ConnectError(
+                f"TLS handshake with {server_name!r} failed: {exc!r}"
+            ) from exc
+        raise
+    return TLSByteStream(tls_stream)

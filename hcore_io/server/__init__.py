@@ -17,7 +17,6 @@ from hcore_io.server._exchange import ClientDisconnected as ClientDisconnected
 from hcore_io.server._lifespan import LifespanFailure as LifespanFailure
 from hcore_io.server._proxy import ProxyServer as ProxyServer
 from hcore_io.server._proxy import parse_authority as parse_authority
-from hcore_io.server._reuse_port import ReusePortNetworking as ReusePortNetworking
 from hcore_io.server._server import ASGIServer as ASGIServer
 from hcore_io.server._types import ASGIApp as ASGIApp
 from hcore_io.server._types import Message as Message
@@ -36,7 +35,6 @@ __all__ = (
     "Message",
     "ProxyServer",
     "Receive",
-    "ReusePortNetworking",
     "Scope",
     "Send",
     "generate_certificate",

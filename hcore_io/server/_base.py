@@ -16,22 +16,29 @@ its own:
   are refused (``REFUSED_STREAM``, safe to retry).  A connection with no
   stream in flight for ``keep_alive_timeout`` is closed (GOAWAY).
 
-Shutdown stops the TCP listeners (a QUIC listener, whose UDP socket its
-connections share, stays open and answers new connections with 503 until
-the others are done), asks every protocol for a graceful close
-(``submit_close``: GOAWAY on HTTP/2 and HTTP/3, ``Connection: close`` on
-HTTP/1.1), closes idle connections at once and lets the others finish their
-streams within ``shutdown_timeout``; what is still running then is
-cancelled.  Finally the subclass's cleanup runs.
+Listening and accepting are the public listeners' of
+:mod:`hcore_io.connections` (:class:`~hcore_io.connections.HTTPOverTCPListener`
+with h2c sniffing, :class:`~hcore_io.connections.HTTPOverQUICListener`);
+the server keeps its own record of the connections they hand it.
+
+Shutdown closes the listeners (they stop accepting; a QUIC listener keeps
+its UDP socket open for the connections it has), closes every connection
+gracefully (:meth:`~hcore_io.connections.HTTPConnection.close_gracefully`:
+GOAWAY on HTTP/2 and HTTP/3, ``Connection: close`` on HTTP/1.1), closes
+idle connections at once and lets the others finish their streams within
+``shutdown_timeout``; what is still running then is cancelled.  Finally the
+subclass's cleanup runs.
 
 What a request stream gets is the subclass's business
 (:meth:`HTTPServer._serve_stream`): an ASGI exchange, or a tunnel.
+
+Binding endpoints is in :mod:`hcore_io.server._binding`, the
+per-connection serving loops in :mod:`hcore_io.server._serving`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from typing import Generic, TypeVar
@@ -39,22 +46,22 @@ from typing import Generic, TypeVar
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from hcore import HCoreError, Headers, ServerTLSConfig
+from hcore import HCoreError, ServerTLSConfig
 from hcore.events import HeadersReceived
-from hcore.protocols import HTTPOverTCPFactory, HTTPProtocol
-from hcore.protocols.http1 import HTTP1ServerFactory
-from hcore.protocols.http2 import HTTP2ServerFactory
-from hcore.protocols.http3 import HTTP3ServerFactory
-from hcore_io._exceptions import NetworkError
-from hcore_io.connections import (
-    DEFAULT_MAX_BUFFERED_DATA,
-    HTTPConnection,
-    HTTPStream,
-    PriorKnowledgeHTTPFactory,
-)
+from hcore.protocols import HTTPOverTCPFactory, default_registry
+from hcore_io._limits import Limits, resolve_limits
+from hcore_io.connections import HTTPConnection, HTTPListener, HTTPStream
 from hcore_io.networking import ServerNetworking
+from hcore_io.server._binding import bind_endpoint, make_tcp_factory
 from hcore_io.server._endpoints import Endpoint, parse_endpoint
-from hcore_io.server._listening import Acceptor, QUICAcceptor, TCPAcceptor
+from hcore_io.server._serving import (
+    ConnectionState,
+    answer_too_large,
+    field_section_size,
+    refuse_connection,
+    serve_multiplexed,
+    serve_sequential,
+)
 
 __all__ = ("HTTPServer",)
 
@@ -62,69 +69,6 @@ __all__ = ("HTTPServer",)
 _Context = TypeVar("_Context")
 
 logger = logging.getLogger("hcore.server")
-
-# Attempts at finding a port free on both TCP and UDP when the system picks.
-_PORT_ATTEMPTS = 20
-# How long a connection over the limit gets to send the request it is refused.
-_BUSY_GRACE = 1.0
-
-
-def _field_section_size(headers: Headers) -> int:
-    # RFC 9114 §4.2.2 (as RFC 9113 §6.5.2): name and value lengths plus 32
-    # for each field.
-    return sum(len(name) + len(value) + 32 for name, value in headers)
-
-
-async def _answer_too_large(stream: HTTPStream) -> None:
-    body = b"Request Header Fields Too Large\n"
-    async with stream:
-        try:
-            await stream.send_headers(
-                (
-                    (b":status", b"431"),
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", b"%d" % len(body)),
-                )
-            )
-            await stream.send_data(body, end_stream=True)
-        except (HCoreError, NetworkError):
-            pass
-
-
-class _Connection:
-    """The server's bookkeeping of one connection."""
-
-    __slots__ = (
-        "accept_scope",
-        "active",
-        "closing",
-        "connection",
-        "idle_deadline",
-        "protocol",
-        "refuses_extra_streams",
-    )
-
-    def __init__(self, connection: HTTPConnection, protocol: HTTPProtocol) -> None:
-        self.connection = connection
-        self.protocol = protocol
-        self.active = 0
-        self.closing = False
-        self.accept_scope: anyio.CancelScope | None = None
-        self.idle_deadline = math.inf
-        self.refuses_extra_streams = connection.http_version == "3"
-
-    def begin_close(self) -> None:
-        """Start a graceful close; an idle connection stops waiting at once."""
-        self.closing = True
-        try:
-            self.protocol.submit_close(self.protocol.error_codes.no_error)
-        except HCoreError:
-            pass
-        self.wake_if_idle()
-
-    def wake_if_idle(self) -> None:
-        if self.closing and not self.active and self.accept_scope is not None:
-            self.accept_scope.cancel()
 
 
 class HTTPServer(Generic[_Context], metaclass=ABCMeta):
@@ -138,24 +82,43 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
     :param networking: the backend;
         :class:`~hcore_io.networking.SystemNetworking` if omitted.
     :param http1: serve HTTP/1.1.
+    :param http1_implementation: the name of the HTTP/1.1 implementation in
+        :data:`hcore.protocols.default_registry` (``"h11"``, the default, or
+        e.g. ``"httptools"``); its server factory is made with
+        ``max_header_size``, ``max_header_count`` and ``max_pipelined_size``,
+        as hcore's HTTP/1.1 factories take them.
     :param http2: serve HTTP/2 (by ALPN over TLS, with prior knowledge on
         plain TCP).
     :param http3: serve HTTP/3 on ``https`` endpoints, advertised with
         ``Alt-Svc``.
-    :param max_connections: connections served at once; more get a 503
-        and are closed.
-    :param max_concurrent_streams: requests in flight per HTTP/2 or HTTP/3
-        connection.
-    :param max_header_size: largest request head (HTTP/1.1: 431 beyond) or
-        header list (HTTP/2: the stream is reset).
-    :param keep_alive_timeout: seconds an idle connection is kept.
-    :param request_header_timeout: seconds a new connection gets to send its
-        first request head (and a plain-TCP one its first bytes).
-    :param shutdown_timeout: seconds requests in flight get to finish at
-        shutdown.
-    :param max_buffered_data: each connection's per-queue bound.
+    :param limits: every bound (:class:`~hcore_io.Limits`); its defaults
+        if omitted.
+    :param max_connections: overrides ``limits.max_connections``:
+        connections served at once; more get a 503 and are closed.
+    :param max_concurrent_streams: overrides ``limits.max_concurrent_streams``:
+        requests in flight per HTTP/2 or HTTP/3 connection.
+    :param max_header_size: overrides ``limits.max_header_size``: largest
+        request head (HTTP/1.1 and HTTP/3: 431 beyond) or header list
+        (HTTP/2: the stream is reset).
+    :param keep_alive_timeout: overrides ``limits.keep_alive_timeout``:
+        seconds an idle connection is kept.
+    :param request_header_timeout: overrides
+        ``limits.request_header_timeout``: seconds a new connection gets to
+        send its first request head (and a plain-TCP one its first bytes).
+    :param shutdown_timeout: overrides ``limits.shutdown_timeout``: seconds
+        requests in flight get to finish at shutdown.
+    :param max_buffered_data: overrides ``limits.max_buffered_data``: each
+        connection's per-queue bound.
+
+    An individual keyword argument given (not ``None``) wins over the field
+    of ``limits``.
+
     :raises ValueError: if no HTTP version is enabled or a limit is not positive.
     """
+
+    #: Whether HTTP/2 advertises extended CONNECT (RFC 8441
+    #: SETTINGS_ENABLE_CONNECT_PROTOCOL), for subclasses serving WebSockets.
+    _extended_connect = False
 
     def __init__(
         self,
@@ -163,45 +126,51 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         tls_config: ServerTLSConfig | None = None,
         networking: ServerNetworking | None = None,
         http1: bool = True,
+        http1_implementation: str | None = None,
         http2: bool = True,
         http3: bool = True,
-        max_connections: int = 1000,
-        max_concurrent_streams: int = 100,
-        max_header_size: int = 64 * 1024,
-        keep_alive_timeout: float = 5.0,
-        request_header_timeout: float = 10.0,
-        shutdown_timeout: float = 30.0,
-        max_buffered_data: int = DEFAULT_MAX_BUFFERED_DATA,
+        limits: Limits | None = None,
+        max_connections: int | None = None,
+        max_concurrent_streams: int | None = None,
+        max_header_size: int | None = None,
+        keep_alive_timeout: float | None = None,
+        request_header_timeout: float | None = None,
+        shutdown_timeout: float | None = None,
+        max_buffered_data: int | None = None,
     ) -> None:
         if not (http1 or http2 or http3):
             raise ValueError("enable at least one HTTP version")
-        for name, value in (
-            ("max_connections", max_connections),
-            ("max_concurrent_streams", max_concurrent_streams),
-            ("max_header_size", max_header_size),
-            ("keep_alive_timeout", keep_alive_timeout),
-            ("request_header_timeout", request_header_timeout),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, not {value!r}")
-        if shutdown_timeout < 0:
-            raise ValueError("shutdown_timeout must not be negative")
+        limits = resolve_limits(
+            limits,
+            max_connections=max_connections,
+            max_concurrent_streams=max_concurrent_streams,
+            max_header_size=max_header_size,
+            keep_alive_timeout=keep_alive_timeout,
+            request_header_timeout=request_header_timeout,
+            shutdown_timeout=shutdown_timeout,
+            max_buffered_data=max_buffered_data,
+        )
+        #: The bounds in force (the keyword arguments applied).
+        self.limits = limits
         self._tls_config = tls_config
         self._networking = networking
         self._http1, self._http2, self._http3 = http1, http2, http3
-        self._max_connections = max_connections
-        self._max_streams = max_concurrent_streams
-        self._max_header_size = max_header_size
-        self._keep_alive_timeout = keep_alive_timeout
-        self._request_header_timeout = request_header_timeout
-        self._shutdown_timeout = shutdown_timeout
-        self._max_buffered_data = max_buffered_data
+        try:
+            self._http1_maker = default_registry.get("1.1", http1_implementation)
+        except LookupError as exc:
+            raise ValueError(str(exc)) from None
+        self._max_connections = limits.max_connections
+        self._max_streams = limits.max_concurrent_streams
+        self._max_header_size = limits.max_header_size
+        self._keep_alive_timeout = limits.keep_alive_timeout
+        self._request_header_timeout = limits.request_header_timeout
+        self._shutdown_timeout = limits.shutdown_timeout
+        self._max_buffered_data = limits.max_buffered_data
         self._endpoints: list[Endpoint] = []
-        self._acceptors: list[Acceptor] = []
-        self._acceptors_info: list[
-            tuple[Acceptor, tuple[tuple[bytes, bytes], ...]]
-        ] = []
-        self._live: set[_Connection] = set()
+        # Each listener, with the fields every response on its connections
+        # carries (Alt-Svc on the TCP side of an https endpoint).
+        self._listeners: list[tuple[HTTPListener, tuple[tuple[bytes, bytes], ...]]] = []
+        self._live: set[ConnectionState] = set()
         self._closing = False
         self._shutdown_requested = anyio.Event()
         self._stopped = anyio.Event()
@@ -294,6 +263,13 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
     def _release(self) -> None:
         """Release what the startup made, whether it succeeded or not."""
 
+    async def _going_away(self) -> None:
+        """Shutdown began: tell long-lived streams (WebSockets) to end.
+
+        Runs beside the connections' graceful closes, within the grace
+        period (``shutdown_timeout``).
+        """
+
     @abstractmethod
     def _context(
         self, connection: HTTPConnection, extra_headers: tuple[tuple[bytes, bytes], ...]
@@ -321,254 +297,110 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         if networking is None:
             from hcore_io.networking import SystemNetworking
 
-            networking = SystemNetworking()
+            networking = SystemNetworking(
+                tls_handshake_timeout=self.limits.tls_handshake_timeout
+            )
         try:
             for endpoint in endpoints:
                 port = await self._bind(networking, endpoint)
                 self._endpoints.append(Endpoint(endpoint.scheme, endpoint.host, port))
-            async with anyio.create_task_group() as connections:
-                for acceptor, info in self._acceptors_info:
-                    connections.start_soon(self._accept, acceptor, info, connections)
-                for endpoint in self._endpoints:
-                    logger.info("serving on %s", endpoint)
-                task_status.started(self.endpoints)
-                await self._shutdown_requested.wait()
-                await self._drain(connections)
+            # The listeners outlive the connections: a QUIC connection's
+            # datagrams go through its listener, to its CONNECTION_CLOSE.
+            async with anyio.create_task_group() as listening:
+                async with anyio.create_task_group() as connections:
+                    for listener, extra_headers in self._listeners:
+                        listening.start_soon(
+                            self._accept, listener, extra_headers, connections
+                        )
+                    for endpoint in self._endpoints:
+                        logger.info("serving on %s", endpoint)
+                    task_status.started(self.endpoints)
+                    await self._shutdown_requested.wait()
+                    await self._drain(connections)
+                listening.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                for acceptor in self._acceptors:
-                    await acceptor.aclose()
+                await self._close_listeners()
 
     async def _bind(self, networking: ServerNetworking, endpoint: Endpoint) -> int:
         """Listen on an endpoint; return the port bound."""
-        tcp_factory = self._tcp_factory()
-        address = (endpoint.host, endpoint.port)
-        if not endpoint.tls:
-            if tcp_factory is None:
-                raise ValueError(f"{endpoint}: plain http needs HTTP/1.1 or HTTP/2")
-            listener = await networking.listen_tcp(address)
-            plain = TCPAcceptor(
-                listener,
-                tcp_factory,
-                preface_timeout=self._request_header_timeout,
-                max_buffered_data=self._max_buffered_data,
-            )
-            self._add(plain, ())
-            return plain.local_address[1] if plain.local_address else endpoint.port
-        tls_config = self._tls_config
-        assert tls_config is not None
-        # Bounded: a few tries at a port free on both TCP and UDP.
-        for attempt in range(_PORT_ATTEMPTS):
-            tcp: TCPAcceptor | None = None
-            if tcp_factory is not None:
-                listener = await networking.listen_tcp_tls(
-                    address,
-                    tls_config=tls_config,
-                    alpn_protocols=tcp_factory.alpn_protocols,
-                )
-                tcp = TCPAcceptor(
-                    listener,
-                    tcp_factory,
-                    preface_timeout=self._request_header_timeout,
-                    max_buffered_data=self._max_buffered_data,
-                )
-            if not self._http3:
-                assert tcp is not None
-                self._add(tcp, ())
-                return tcp.local_address[1] if tcp.local_address else endpoint.port
-            port = endpoint.port
-            if tcp is not None and tcp.local_address is not None:
-                port = tcp.local_address[1]
-            quic_factory = HTTP3ServerFactory()
-            try:
-                quic_listener = await networking.listen_quic(
-                    (endpoint.host, port),
-                    quic_connection_id_length=quic_factory.quic_connection_id_length,
-                    quic_supported_versions=quic_factory.quic_supported_versions,
-                )
-            except NetworkError:
-                if tcp is not None:
-                    await tcp.aclose()
-                if endpoint.port or attempt == _PORT_ATTEMPTS - 1:
-                    raise
-                continue
-            quic = QUICAcceptor(
-                quic_listener,
-                quic_factory,
-                tls_config=tls_config,
-                max_buffered_data=self._max_buffered_data,
-            )
-            quic_port = quic.local_address[1] if quic.local_address else port
-            alt_svc = ((b"alt-svc", b'h3=":%d"; ma=86400' % quic_port),)
-            if tcp is not None:
-                self._add(tcp, alt_svc)
-            self._add(quic, ())
-            return quic_port
-        raise AssertionError("unreachable: the last attempt raises")
+        port, listeners = await bind_endpoint(
+            networking,
+            endpoint,
+            tcp_factory=self._tcp_factory(),
+            tls_config=self._tls_config,
+            http3=self._http3,
+            limits=self.limits,
+        )
+        self._listeners.extend(listeners)
+        return port
 
     def _tcp_factory(self) -> HTTPOverTCPFactory | None:
-        http1 = HTTP1ServerFactory(max_header_size=self._max_header_size)
-        http2 = HTTP2ServerFactory(
-            max_concurrent_streams=self._max_streams,
-            max_header_list_size=self._max_header_size,
+        return make_tcp_factory(
+            self._http1_maker,
+            self.limits,
+            http1=self._http1,
+            http2=self._http2,
+            extended_connect=self._extended_connect,
         )
-        if self._http1 and self._http2:
-            return PriorKnowledgeHTTPFactory(http1, http2)
-        if self._http1:
-            return http1
-        if self._http2:
-            return http2
-        return None
 
-    def _add(
-        self, acceptor: Acceptor, extra_headers: tuple[tuple[bytes, bytes], ...]
-    ) -> None:
-        self._acceptors.append(acceptor)
-        self._acceptors_info.append((acceptor, extra_headers))
+    async def _close_listeners(self) -> None:
+        for listener, _ in self._listeners:
+            await listener.aclose()
 
     # -- connections -----------------------------------------------------------------
 
     async def _accept(
         self,
-        acceptor: Acceptor,
+        listener: HTTPListener,
         extra_headers: tuple[tuple[bytes, bytes], ...],
         task_group: TaskGroup,
     ) -> None:
-        async def handle(connection: HTTPConnection, protocol: HTTPProtocol) -> None:
-            await self._handle(connection, protocol, extra_headers)
+        async def handle(connection: HTTPConnection) -> None:
+            await self._handle(connection, extra_headers)
 
-        await acceptor.serve(handle, task_group)
+        await listener.serve(handle, task_group)
 
     async def _handle(
         self,
         connection: HTTPConnection,
-        protocol: HTTPProtocol,
         extra_headers: tuple[tuple[bytes, bytes], ...],
     ) -> None:
         if len(self._live) >= self._max_connections or self._closing:
-            await self._refuse_connection(connection, protocol)
+            await self._refuse_connection(connection)
             return
-        state = _Connection(connection, protocol)
+        state = ConnectionState(connection)
         self._live.add(state)
         info = self._context(connection, extra_headers)
+
+        async def run_stream(stream: HTTPStream) -> None:
+            await self._run_stream(stream, info)
+
         try:
             if connection.multiplexed:
-                await self._serve_multiplexed(state, info)
+                await serve_multiplexed(
+                    state,
+                    run_stream,
+                    max_streams=self._max_streams,
+                    request_header_timeout=self._request_header_timeout,
+                    keep_alive_timeout=self._keep_alive_timeout,
+                )
             else:
-                await self._serve_sequential(state, info)
+                await serve_sequential(
+                    state,
+                    run_stream,
+                    request_header_timeout=self._request_header_timeout,
+                    keep_alive_timeout=self._keep_alive_timeout,
+                )
         finally:
             self._live.discard(state)
             # (A method call: mypy would keep the narrowing from above.)
             if self._is_closing() and not self._live:
                 self._all_closed.set()
 
-    async def _refuse_connection(
-        self, connection: HTTPConnection, protocol: HTTPProtocol
-    ) -> None:
-        logger.warning(
-            "refusing a connection from %s: %s",
-            connection.remote_address,
-            "shutting down" if self._closing else "too many connections",
-        )
-        body = b"Service Unavailable\n"
-        with anyio.move_on_after(_BUSY_GRACE):
-            stream = await connection.accept_stream()
-            if stream is None:
-                return
-            try:
-                # After the request arrived: HTTP/1.1 then adds
-                # "Connection: close" to the answer instead of closing now.
-                protocol.submit_close(protocol.error_codes.no_error)
-            except HCoreError:
-                pass
-            async with stream:
-                try:
-                    await stream.send_headers(
-                        (
-                            (b":status", b"503"),
-                            (b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", b"%d" % len(body)),
-                            (b"retry-after", b"1"),
-                        )
-                    )
-                    await stream.send_data(body, end_stream=True)
-                except (HCoreError, NetworkError):
-                    pass
-
-    async def _serve_sequential(self, state: _Connection, info: _Context) -> None:
-        connection = state.connection
-        timeout = self._request_header_timeout
-        # Bounded by the requests the client sends and the timeouts.
-        while not state.closing:
-            stream: HTTPStream | None = None
-            with anyio.CancelScope() as scope:
-                state.accept_scope = scope
-                scope.deadline = anyio.current_time() + timeout
-                stream = await connection.accept_stream()
-            state.accept_scope = None
-            if stream is None:
-                return
-            state.active = 1
-            try:
-                await self._run_stream(stream, info)
-            finally:
-                state.active = 0
-            timeout = self._keep_alive_timeout
-
-    async def _serve_multiplexed(self, state: _Connection, info: _Context) -> None:
-        connection = state.connection
-        state.idle_deadline = anyio.current_time() + self._request_header_timeout
-        async with anyio.create_task_group() as streams:
-            # Bounded by the streams the client opens and the timeouts.
-            while not state.closing or state.active:
-                with anyio.CancelScope() as scope:
-                    state.accept_scope = scope
-                    if not state.active:
-                        scope.deadline = state.idle_deadline
-                    stream = await connection.accept_stream()
-                state.accept_scope = None
-                if scope.cancelled_caught:
-                    if state.closing or (
-                        not state.active and anyio.current_time() >= state.idle_deadline
-                    ):
-                        break
-                    continue
-                if stream is None:
-                    break
-                # HTTP/2 advertises the limit (SETTINGS_MAX_CONCURRENT_STREAMS)
-                # and its protocol refuses streams over it; HTTP/3's is kept
-                # here (QUIC's stream credit is aioquic's own, larger one).
-                if state.closing or (
-                    state.refuses_extra_streams and state.active >= self._max_streams
-                ):
-                    await self._refuse_stream(stream)
-                    continue
-                state.active += 1
-                streams.start_soon(self._run_counted, state, stream, info)
-            if not state.closing:
-                # Idle for keep_alive_timeout, or over: GOAWAY and close.
-                await connection.aclose()
-
-    async def _refuse_stream(self, stream: HTTPStream) -> None:
-        try:
-            await stream.send_stream_reset(stream.connection.error_codes.refused_stream)
-        except (HCoreError, NetworkError):
-            pass
-        await stream.aclose()
-
-    async def _run_counted(
-        self, state: _Connection, stream: HTTPStream, info: _Context
-    ) -> None:
-        try:
-            await self._run_stream(stream, info)
-        finally:
-            state.active -= 1
-            if not state.active:
-                state.idle_deadline = anyio.current_time() + self._keep_alive_timeout
-                scope = state.accept_scope
-                if scope is not None:
-                    scope.deadline = state.idle_deadline
-                state.wake_if_idle()
+    async def _refuse_connection(self, connection: HTTPConnection) -> None:
+        reason = "shutting down" if self._closing else "too many connections"
+        await refuse_connection(connection, reason)
 
     async def _run_stream(self, stream: HTTPStream, info: _Context) -> None:
         try:
@@ -580,12 +412,12 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
             await stream.aclose()
             return
         if stream.connection.http_version == "3" and (
-            _field_section_size(first.headers) > self._max_header_size
+            field_section_size(first.headers) > self._max_header_size
         ):
             # HTTP/1.1 and HTTP/2 bound the head in the protocol; HTTP/3's
             # factory has no such limit, so it is applied here (RFC 9114
             # §4.2.2 lets a server refuse a field section that is too large).
-            await _answer_too_large(stream)
+            await answer_too_large(stream)
             return
         await self._serve_stream(stream, first, info)
 
@@ -597,15 +429,15 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
     async def _drain(self, connections: TaskGroup) -> None:
         self._closing = True
         logger.info("shutting down: %d connections open", len(self._live))
-        # A QUIC listener's socket carries its connections too: it stays
-        # open (refusing new connections) until they are done.
-        for acceptor in self._acceptors:
-            if not isinstance(acceptor, QUICAcceptor):
-                await acceptor.aclose()
-        for state in list(self._live):
-            state.begin_close()
-        if self._live:
-            with anyio.move_on_after(self._shutdown_timeout):
+        await self._close_listeners()
+        with anyio.move_on_after(self._shutdown_timeout):
+            # Concurrently: a graceful close writes, and a peer that reads
+            # nothing must not hold up the others' closes.
+            async with anyio.create_task_group() as closing:
+                closing.start_soon(self._going_away)
+                for state in list(self._live):
+                    closing.start_soon(state.begin_close)
+            if self._live:
                 await self._all_closed.wait()
         if self._live:
             logger.warning(
@@ -613,6 +445,4 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
                 len(self._live),
                 self._shutdown_timeout,
             )
-        for acceptor in self._acceptors:
-            await acceptor.aclose()
         connections.cancel_scope.cancel()

@@ -9,7 +9,9 @@ event only when the application asks, so the request body streams with
 backpressure: while the application does not read, the connection stops
 acknowledging data and the client's flow control stops it.  ``send()``
 returns once the protocol has taken the bytes and the peer's window let them
-go (``HTTPStream.send_data`` waits for credit).
+go (``HTTPStream.send_data`` waits for credit).  A body piece the
+application waits for longer than ``body_timeout`` (slowloris on the body)
+gets the request a 408 and gives the stream up.
 
 The response head waits until the first body message, so that a response
 given in one piece gets a ``Content-Length`` and leaves with its body.
@@ -21,6 +23,8 @@ closed connection) ``receive()`` answers ``http.disconnect`` and ``send()``
 raises :class:`ClientDisconnected`.  When the application returns or fails,
 a response that never began becomes a 500, one cut short resets the stream
 (on HTTP/1.1 that closes the connection), and the stream is released.
+
+The sending half (``send()``) is :class:`~hcore_io.server._response.ResponseSender`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from hcore.events import (
 )
 from hcore_io._exceptions import NetworkError, ReadTimeout
 from hcore_io.connections import HTTPStream, StreamReset
+from hcore_io.server._response import ClientDisconnected, ResponseSender
 from hcore_io.server._types import ASGIApp, Message
 
 __all__ = ("ClientDisconnected", "ConnectionInfo", "Exchange")
@@ -51,16 +56,6 @@ __all__ = ("ClientDisconnected", "ConnectionInfo", "Exchange")
 logger = logging.getLogger("hcore.server")
 access_logger = logging.getLogger("hcore.access")
 
-# RFC 9113 §8.2.2, RFC 9114 §4.2: fields that HTTP/2 and HTTP/3 forbid.
-_CONNECTION_SPECIFIC = frozenset(
-    (
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-    )
-)
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _CONTINUE = ((b":status", b"100"),)
 _SEND_ERRORS = (StreamReset, NetworkError)
@@ -70,14 +65,11 @@ _ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT_POLL = 0.1
 
 
-class ClientDisconnected(OSError):
-    """Raised by ``send()`` once the client has gone away (ASGI 2.4 §send)."""
-
-
 class ConnectionInfo:
     """What every exchange of one connection shares."""
 
     __slots__ = (
+        "body_timeout",
         "client",
         "extra_headers",
         "filter_headers",
@@ -98,25 +90,22 @@ class ConnectionInfo:
         max_body_size: int,
         root_path: str,
         state: dict[str, object] | None,
+        body_timeout: float | None = None,
     ) -> None:
         self.http_version = http_version
         self.client = client
         self.server = server
         self.extra_headers = tuple(extra_headers)
         self.max_body_size = max_body_size
+        #: Seconds to wait for the next piece of a request body (``None``:
+        #: no limit); see :attr:`hcore_io.Limits.body_timeout`.
+        self.body_timeout = body_timeout
         self.root_path = root_path
         self.state = state
         self.filter_headers = http_version != "1.1"
 
 
-def _status_of(headers: Headers) -> int:
-    for name, value in headers:
-        if name == b":status":
-            return int(value)
-    return 0
-
-
-class Exchange:
+class Exchange(ResponseSender):
     """Runs an ASGI application for one request stream.
 
     :param stream: the request's stream (its headers already taken).
@@ -127,25 +116,15 @@ class Exchange:
 
     __slots__ = (
         "_body_done",
-        "_body_sent",
-        "_bytes_sent",
-        "_disconnected",
         "_expect_continue",
         "_head",
         "_info",
         "_method",
-        "_pending_head",
         "_received",
         "_request_complete",
-        "_response_complete",
-        "_response_started",
         "_start",
-        "_status",
         "_stream",
         "_target",
-        "_trailers",
-        "_trailers_expected",
-        "_waiting",
         "scope",
     )
 
@@ -208,13 +187,16 @@ class Exchange:
         if authority and not has_host:
             fields.insert(0, (b"host", authority))
         raw_path, _, query = path.partition(b"?")
+        decoded = raw_path.decode("latin-1")
+        if "%" in decoded:
+            decoded = unquote(decoded)
         self.scope = {
             "type": "http",
             "asgi": _ASGI_VERSION,
             "http_version": info.http_version,
             "method": self._method,
             "scheme": scheme.decode("latin-1") or "http",
-            "path": unquote(raw_path.decode("latin-1")),
+            "path": decoded,
             "raw_path": raw_path,
             "query_string": query,
             "root_path": info.root_path,
@@ -273,9 +255,10 @@ class Exchange:
             *self._info.extra_headers,
         ]
         try:
-            await self._stream.send_headers(head, end_stream=self._head)
-            if not self._head:
-                await self._stream.send_data(body, end_stream=True)
+            if self._head:
+                await self._stream.send_headers(head, end_stream=True)
+            else:
+                await self._stream.send_headers_and_data(head, body, end_stream=True)
                 self._bytes_sent += len(body)
             self._response_complete = True
         except (*_SEND_ERRORS, HCoreError):
@@ -328,7 +311,11 @@ class Exchange:
             return {"type": "http.request", "body": b"", "more_body": False}
         # Bounded: each round takes an event the client sent.
         while True:
-            event = await self._next_event()
+            try:
+                event = await self._next_event(self._info.body_timeout)
+            except ReadTimeout:
+                await self._too_slow()
+                return _DISCONNECT
             if isinstance(event, DataReceived):
                 self._received += len(event.data)
                 if self._received > self._info.max_body_size:
@@ -350,9 +337,15 @@ class Exchange:
                 self._disconnected = True
                 return _DISCONNECT
 
-    async def _next_event(self) -> Event | None:
+    async def _next_event(self, limit: float | None) -> Event | None:
+        """The stream's next event, or ``None`` once nothing more will come.
+
+        :raises ReadTimeout: if nothing came within ``limit`` seconds.
+        """
         try:
-            return await self._stream.receive_event()
+            return await self._stream.receive_event(timeout=limit)
+        except ReadTimeout:
+            raise
         except HCoreError:
             # The connection is over (ConnectionClosed), or the stream is
             # finished both ways: either way nothing more will come.
@@ -393,6 +386,17 @@ class Exchange:
             ):
                 self._disconnected = True
 
+    async def _too_slow(self) -> None:
+        # A body dribbled slower than body_timeout (slowloris on the body):
+        # 408 (RFC 9110 §15.5.9), and the stream is given up.
+        logger.info(
+            "request body of %s %s: nothing for %s s",
+            self._method,
+            self._target,
+            self._info.body_timeout,
+        )
+        await self._give_up(408, b"Request Timeout\n")
+
     async def _too_large(self) -> None:
         logger.info(
             "request body of %s %s larger than %d bytes",
@@ -400,8 +404,12 @@ class Exchange:
             self._target,
             self._info.max_body_size,
         )
+        await self._give_up(413, b"Content Too Large\n")
+
+    async def _give_up(self, status: int, body: bytes) -> None:
+        """Answer ``status`` (or reset a response begun), refuse the rest."""
         if not self._response_started:
-            await self._simple(413, b"Content Too Large\n")
+            await self._simple(status, body)
         else:
             await self._abort()
         # The rest of the body is unwanted: stop the client sending it.
@@ -415,105 +423,3 @@ class Exchange:
             except (*_SEND_ERRORS, HCoreError):
                 pass
         self._disconnected = True
-
-    # -- send ------------------------------------------------------------------------
-
-    async def send(self, message: Message) -> None:
-        """ASGI ``send``: the response start, body pieces and trailers.
-
-        :raises ClientDisconnected: if the client has gone away.
-        :raises RuntimeError: if the message is out of order or malformed.
-        """
-        kind = message.get("type")
-        if self._disconnected:
-            raise ClientDisconnected(f"the client went away ({kind} not sent)")
-        try:
-            if kind == "http.response.start":
-                self._start_response(message)
-            elif kind == "http.response.body":
-                await self._send_body(message)
-            elif kind == "http.response.trailers":
-                await self._send_trailers(message)
-            else:
-                raise RuntimeError(f"unexpected ASGI message type {kind!r}")
-        except _SEND_ERRORS as exc:
-            self._disconnected = True
-            raise ClientDisconnected(f"the client went away: {exc}") from exc
-
-    def _start_response(self, message: Message) -> None:
-        if self._response_started:
-            raise RuntimeError("http.response.start sent twice")
-        status = message.get("status")
-        if type(status) is not int or not 200 <= status <= 599:
-            raise RuntimeError(f"invalid response status {status!r}")
-        head = [(b":status", b"%d" % status)]
-        head.extend(self._fields(message.get("headers", ())))
-        head.extend(self._info.extra_headers)
-        self._trailers_expected = bool(message.get("trailers", False))
-        self._status = status
-        self._pending_head = head
-        self._response_started = True
-
-    def _fields(self, headers: object) -> list[tuple[bytes, bytes]]:
-        if not isinstance(headers, list | tuple):
-            raise RuntimeError("response headers must be a list of pairs")
-        fields: list[tuple[bytes, bytes]] = []
-        filtered = self._info.filter_headers
-        for pair in headers:
-            name, value = pair
-            if not isinstance(name, bytes) or not isinstance(value, bytes):
-                raise RuntimeError(f"header {pair!r} is not a pair of bytes")
-            name = name.lower()
-            if filtered and name in _CONNECTION_SPECIFIC:
-                continue
-            fields.append((name, value))
-        return fields
-
-    async def _send_body(self, message: Message) -> None:
-        if not self._response_started:
-            raise RuntimeError("http.response.body sent before http.response.start")
-        if self._body_sent:
-            raise RuntimeError("http.response.body sent after the response ended")
-        body = message.get("body", b"")
-        if not isinstance(body, bytes | bytearray | memoryview):
-            raise RuntimeError("http.response.body's body must be bytes")
-        more = bool(message.get("more_body", False))
-        end = not more and not self._trailers_expected
-        data = b"" if self._head else bytes(body)
-        head = self._pending_head
-        if head is not None:
-            self._pending_head = None
-            if end and not any(name == b"content-length" for name, _ in head):
-                head.append((b"content-length", b"%d" % len(body)))
-            await self._stream.send_headers(head, end_stream=end and not data)
-            if data:
-                await self._stream.send_data(data, end_stream=end)
-        elif data or end:
-            await self._stream.send_data(data, end_stream=end)
-        self._bytes_sent += len(data)
-        if not more:
-            self._body_sent = True
-            if end:
-                self._completed()
-
-    def _completed(self) -> None:
-        """Note the response's end; stop a wait for the disconnect."""
-        self._response_complete = True
-        if self._waiting is not None:
-            self._waiting.cancel()
-
-    async def _send_trailers(self, message: Message) -> None:
-        if not self._trailers_expected or not self._body_sent:
-            raise RuntimeError(
-                "http.response.trailers needs trailers=True and the whole body first"
-            )
-        if self._response_complete:
-            raise RuntimeError("http.response.trailers sent after the response ended")
-        self._trailers.extend(self._fields(message.get("headers", ())))
-        if not message.get("more_trailers", False):
-            fields = self._trailers
-            if fields:
-                await self._stream.send_headers(fields, end_stream=True)
-            else:
-                await self._stream.send_data(b"", end_stream=True)
-            self._completed()

@@ -26,7 +26,8 @@ from anyio.abc import ByteStream
 from hcore import Address, HCoreError, Headers, ServerTLSConfig
 from hcore.events import DataReceived, HeadersReceived, TrailersReceived
 from hcore_io._exceptions import NetworkError
-from hcore_io.connections import DEFAULT_MAX_BUFFERED_DATA, HTTPConnection, HTTPStream
+from hcore_io._limits import Limits, resolve_limits
+from hcore_io.connections import HTTPConnection, HTTPStream
 from hcore_io.networking import ServerNetworking, TCPClientNetworking
 from hcore_io.server._base import HTTPServer
 
@@ -79,7 +80,11 @@ class ProxyServer(HTTPServer[_Context]):
 
     :param client_networking: opens the connections to the targets;
         :class:`~hcore_io.networking.SystemNetworking` if omitted.
-    :param connect_timeout: seconds to reach a target.
+    :param limits: every bound (:class:`~hcore_io.Limits`); its defaults
+        if omitted.  The limit keyword arguments override its fields when
+        given (not ``None``).
+    :param connect_timeout: overrides ``limits.connect_timeout``: seconds to
+        reach a target.
     :param allowed_ports: target ports clients may ask for; any if ``None``.
 
     The other parameters are :class:`~hcore_io.server.HTTPServer`'s.
@@ -94,15 +99,16 @@ class ProxyServer(HTTPServer[_Context]):
         http1: bool = True,
         http2: bool = True,
         http3: bool = True,
-        max_connections: int = 1000,
-        max_concurrent_streams: int = 100,
-        max_header_size: int = 64 * 1024,
-        keep_alive_timeout: float = 5.0,
-        request_header_timeout: float = 10.0,
-        shutdown_timeout: float = 30.0,
-        connect_timeout: float = 10.0,
+        limits: Limits | None = None,
+        max_connections: int | None = None,
+        max_concurrent_streams: int | None = None,
+        max_header_size: int | None = None,
+        keep_alive_timeout: float | None = None,
+        request_header_timeout: float | None = None,
+        shutdown_timeout: float | None = None,
+        connect_timeout: float | None = None,
         allowed_ports: Collection[int] | None = None,
-        max_buffered_data: int = DEFAULT_MAX_BUFFERED_DATA,
+        max_buffered_data: int | None = None,
     ) -> None:
         super().__init__(
             tls_config=tls_config,
@@ -110,18 +116,20 @@ class ProxyServer(HTTPServer[_Context]):
             http1=http1,
             http2=http2,
             http3=http3,
-            max_connections=max_connections,
-            max_concurrent_streams=max_concurrent_streams,
-            max_header_size=max_header_size,
-            keep_alive_timeout=keep_alive_timeout,
-            request_header_timeout=request_header_timeout,
-            shutdown_timeout=shutdown_timeout,
-            max_buffered_data=max_buffered_data,
+            limits=resolve_limits(
+                limits,
+                max_connections=max_connections,
+                max_concurrent_streams=max_concurrent_streams,
+                max_header_size=max_header_size,
+                keep_alive_timeout=keep_alive_timeout,
+                request_header_timeout=request_header_timeout,
+                shutdown_timeout=shutdown_timeout,
+                connect_timeout=connect_timeout,
+                max_buffered_data=max_buffered_data,
+            ),
         )
-        if not connect_timeout > 0:
-            raise ValueError("connect_timeout must be positive")
         self._client_networking = client_networking
-        self._connect_timeout = connect_timeout
+        self._connect_timeout = self.limits.connect_timeout
         self._allowed_ports = (
             None if allowed_ports is None else frozenset(allowed_ports)
         )

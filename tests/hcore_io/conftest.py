@@ -10,6 +10,8 @@ import trustme
 from hcore import ClientTLSConfig, ServerTLSConfig
 from hcore_io.networking import EpollNetworking, SystemNetworking
 
+from .server_helpers import Serve, serve_with
+
 #: A socket networking backend's class: both take the same arguments.
 SocketNetworkingClass = type[SystemNetworking] | type[EpollNetworking]
 #: An instance of one: what the ``networking`` fixture gives.
@@ -87,3 +89,14 @@ def client_cert_paths(tls_ca: trustme.CA, tls_dir: Path) -> tuple[str, str]:
         blob.write_to_path(str(cert_path), append=True)
     cert.private_key_pem.write_to_path(str(key_path))
     return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def serve(
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
+) -> Serve:
+    """``serve(app, **options)``: an ASGIServer under test (``running``) with
+    the test certificates and the socket backend under test."""
+    return serve_with(server_tls_config, client_tls_config, networking)

@@ -283,13 +283,17 @@ async def serving(
     """Serve ``handler`` for one HTTP version, and connect to it.
 
     HTTP/1.1 and HTTP/2 use plain TCP (h2c) unless ``tls``; HTTP/3 always
-    uses TLS.  The networking is one :class:`MemoryNetworking` unless given.
+    uses TLS.  The networking is one :class:`MemoryNetworking` unless given;
+    a ``networking`` that can also listen (a socket backend: the tests'
+    ``networking`` fixture) serves too, unless ``server_networking`` is given.
     On exit the client connection and the listener are closed and the
     handlers still running are cancelled.
     """
     memory = MemoryNetworking()
     client_net = networking or memory
-    server_net = server_networking or (memory if networking is None else None)
+    server_net = server_networking or (
+        networking if isinstance(networking, ServerNetworking) else memory
+    )
     assert server_net is not None
     listener: HTTPListener
     opener: HTTPOpener

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
@@ -25,6 +25,7 @@ from hcore_io.connections import (
     HTTPOverTCPOpener,
     HTTPStream,
 )
+from hcore_io.networking import EpollNetworking, SystemNetworking
 from hcore_io.server import ASGIApp, ASGIServer
 
 #: "1.1" and "2" over TLS, "h2c" (HTTP/2 with prior knowledge on plain TCP)
@@ -40,15 +41,21 @@ class Running:
     http_port: int
     https_port: int
     client_tls: ClientTLSConfig
+    #: The socket backend of the server, used by the client connections too.
+    networking: SystemNetworking | EpollNetworking | None = None
 
     async def connect(self, version: str) -> HTTPConnection:
         """Open a client connection speaking ``version`` (see :data:`VERSIONS`)."""
         if version == "3":
             return await HTTPOverQUICOpener(
-                HTTP3ClientFactory(), tls_config=self.client_tls
+                HTTP3ClientFactory(),
+                networking=self.networking,
+                tls_config=self.client_tls,
             )(("127.0.0.1", self.https_port), server_name="localhost")
         factory = HTTP1ClientFactory() if version == "1.1" else HTTP2ClientFactory()
-        opener = HTTPOverTCPOpener(factory, tls_config=self.client_tls)
+        opener = HTTPOverTCPOpener(
+            factory, networking=self.networking, tls_config=self.client_tls
+        )
         if version == "h2c":
             return await opener(("127.0.0.1", self.http_port), tls=False)
         return await opener(("127.0.0.1", self.https_port), server_name="localhost")
@@ -59,23 +66,45 @@ async def running(
     app: ASGIApp,
     server_tls: ServerTLSConfig,
     client_tls: ClientTLSConfig,
+    *,
+    networking: SystemNetworking | EpollNetworking | None = None,
     **options: object,
 ) -> AsyncIterator[Running]:
     """Serve ``app`` on ``http://127.0.0.1:0`` and ``https://127.0.0.1:0``.
 
-    On exit the server is shut down (quickly) if the test did not do it.
+    ``networking`` (a test's ``networking`` fixture) runs the server and the
+    client connections of :meth:`Running.connect`.  On exit the server is
+    shut down (quickly) if the test did not do it.
     """
-    server = ASGIServer(app, tls_config=server_tls, **options)  # type: ignore[arg-type]
+    server = ASGIServer(app, tls_config=server_tls, networking=networking, **options)  # type: ignore[arg-type]
     async with anyio.create_task_group() as group:
         http, https = await group.start(
             server.serve, ["http://127.0.0.1:0", "https://127.0.0.1:0"]
         )
         try:
-            yield Running(server, http.port, https.port, client_tls)
+            yield Running(server, http.port, https.port, client_tls, networking)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 await server.shutdown(timeout=1)
             group.cancel_scope.cancel()
+
+
+#: ``serve(app, **options)``: :func:`running` with a test's certificates and
+#: socket backend (the ``serve`` fixture).
+Serve = Callable[..., AbstractAsyncContextManager[Running]]
+
+
+def serve_with(
+    server_tls: ServerTLSConfig,
+    client_tls: ClientTLSConfig,
+    networking: SystemNetworking | EpollNetworking,
+) -> Serve:
+    """Bind :func:`running` to the certificates and backend; the rest varies."""
+
+    def serve(app: ASGIApp, **options: object) -> AbstractAsyncContextManager[Running]:
+        return running(app, server_tls, client_tls, networking=networking, **options)
+
+    return serve
 
 
 @dataclass

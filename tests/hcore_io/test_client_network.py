@@ -30,10 +30,10 @@ from hcore_io.networking import (
     ByteStream,
     ClientNetworking,
     MemoryNetworking,
-    SystemNetworking,
 )
 
 from .client_helpers import client_server
+from .conftest import SocketBackend
 
 pytestmark = pytest.mark.anyio
 
@@ -84,14 +84,12 @@ async def test_system_resolver() -> None:
 
 @pytest.mark.parametrize("family_host", ["127.0.0.1", "::1"])
 async def test_localhost_with_a_server_on_one_family(
-    family_host: str, server_tls_config: ServerTLSConfig
+    family_host: str, server_tls_config: ServerTLSConfig, networking: SocketBackend
 ) -> None:
-    system = SystemNetworking()
+    system = networking
     async with client_server(system, server_tls_config, host=family_host) as server:
-        networking = HappyEyeballsNetworking(
-            system, resolver=_both_loopbacks, delay=2.0
-        )
-        pool = ConnectionPool(networking, happy_eyeballs=False)
+        eyeballs = HappyEyeballsNetworking(system, resolver=_both_loopbacks, delay=2.0)
+        pool = ConnectionPool(eyeballs, happy_eyeballs=False)
         async with Client(pool=pool) as client:
             started = anyio.current_time()
             response = await client.get(f"http://localhost:{server.tcp[1]}/ok")
@@ -99,7 +97,7 @@ async def test_localhost_with_a_server_on_one_family(
             # A refused attempt starts the next one at once (RFC 8305 §5).
             assert anyio.current_time() - started < 1.5
         await pool.aclose()
-        assert networking.last_connected == {"localhost": family_host}
+        assert eyeballs.last_connected == {"localhost": family_host}
 
 
 async def test_a_hanging_family_loses_after_the_attempt_delay(
@@ -134,7 +132,7 @@ async def test_every_address_failing() -> None:
 
 @asynccontextmanager
 async def _connect_proxy(
-    networking: SystemNetworking,
+    networking: SocketBackend,
     authorities: list[str],
     tls_config: ServerTLSConfig | None = None,
 ) -> AsyncIterator[Address]:
@@ -192,8 +190,9 @@ async def test_requests_through_a_connect_proxy(
     proxy_scheme: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    system = SystemNetworking()
+    system = networking
     authorities: list[str] = []
     proxy_tls = server_tls_config if proxy_scheme == "https" else None
     async with (

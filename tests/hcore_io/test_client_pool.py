@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from hcore import ClientTLSConfig, ServerTLSConfig
-from hcore_io import PoolTimeout
+from hcore_io import NetworkError, PoolTimeout
 from hcore_io.client import (
     URL,
     ConnectionPool,
@@ -282,3 +282,25 @@ async def test_stale_retry_happens_once_on_a_new_connection(
         assert await _get(pool, server.url("/ok")) == b"ok"
         assert server.app.connections == {"tcp": 3}
         assert pool.metrics.total_connections == 1
+
+
+async def test_a_post_on_a_stale_connection_is_not_sent_again(
+    server_tls_config: ServerTLSConfig,
+) -> None:
+    networking = MemoryNetworking()
+    async with (
+        client_server(networking, server_tls_config) as server,
+        ConnectionPool(networking) as pool,
+    ):
+        await _get(pool, server.url("/then-close"))
+        await anyio.sleep(0.2)
+        # Memory streams cannot tell that the idle connection was closed, so
+        # the POST fails on it; it may have been applied (RFC 9112 §9.3.1),
+        # so the error reaches the caller instead of a second POST.
+        request = Request("POST", URL(server.url("/echo")), body=b"once")
+        with pytest.raises(NetworkError):
+            await pool.handle_request(request)
+        assert server.app.connections == {"tcp": 1}
+        # A GET in the same spot is sent again on a new connection.
+        assert await _get(pool, server.url("/ok")) == b"ok"
+        assert server.app.connections == {"tcp": 2}

@@ -1,6 +1,7 @@
 """HTTPConnection under load: big bodies, backpressure, bounded memory, timeouts.
 
-Every test runs on asyncio and Trio, over MemoryNetworking.
+Every test runs on asyncio and Trio, over both socket backends
+(SystemNetworking and EpollNetworking).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hcore_io import ConnectionClosed, ReadTimeout, WriteTimeout
 from hcore_io.connections import HTTPConnection
 from hcore_io.connections._state import EVENT_COST
 
+from .conftest import SocketBackend
 from .connection_helpers import (
     CHUNK,
     VERSIONS,
@@ -40,13 +42,18 @@ async def test_bodies_both_directions_arrive_intact(
     size: int,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     if version == "3" and size > CHUNK:
         size = 4 << 20  # aioquic moves ~5 MB/s: 16 MiB runs in the interop tests
     body = pattern(size)
     with anyio.fail_after(60):
         async with serving(
-            version, App(), server_tls=server_tls_config, client_tls=client_tls_config
+            version,
+            App(),
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             # Up and down at once: the server streams the body back as it comes.
             echoed = await fetch(served.connection, "POST", "/echo", body)
@@ -63,11 +70,16 @@ async def test_writes_wait_while_the_peer_does_not_read(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     body = pattern(16 << 20)
     with anyio.fail_after(20):
         async with serving(
-            version, App(), server_tls=server_tls_config, client_tls=client_tls_config
+            version,
+            App(),
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             stream = await served.connection.open_stream(
                 request_headers("POST", "/sink")
@@ -91,6 +103,7 @@ async def test_write_timeout_leaves_the_connection_usable(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     go_on = anyio.Event()
 
@@ -112,6 +125,7 @@ async def test_write_timeout_leaves_the_connection_usable(
             server_tls=server_tls_config,
             client_tls=client_tls_config,
             max_buffered_data=65536,
+            networking=networking,
         ) as served:
             stream = await served.connection.open_stream(request_headers("POST", "/"))
             with pytest.raises(WriteTimeout, match="sending data on stream 1"):
@@ -124,17 +138,25 @@ async def test_write_timeout_leaves_the_connection_usable(
 
 
 async def test_http1_write_timeout_breaks_the_connection(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     with anyio.fail_after(20):
         async with serving(
-            "1.1", App(), server_tls=server_tls_config, client_tls=client_tls_config
+            "1.1",
+            App(),
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             stream = await served.connection.open_stream(
                 request_headers("POST", "/sink")
             )
             with pytest.raises(WriteTimeout):
-                await stream.send_data(pattern(4 << 20), timeout=0.3)
+                # More than loopback's socket buffers can take (tcp_rmem
+                # allows up to 32 MiB) plus the server's 1 MiB queue.
+                await stream.send_data(pattern(64 << 20), timeout=0.3)
             # The write was cut short: the byte stream is corrupt.
             assert served.connection.has_expired()
             with pytest.raises(ConnectionClosed, match="interrupted"):
@@ -146,11 +168,16 @@ async def test_read_timeout_fires_and_the_stream_stays_open(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     app = App()
     with anyio.fail_after(20):
         async with serving(
-            version, app, server_tls=server_tls_config, client_tls=client_tls_config
+            version,
+            app,
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             connection = served.connection
             stream = await connection.open_stream(
@@ -171,18 +198,26 @@ async def test_read_timeout_fires_and_the_stream_stays_open(
 
 
 async def test_connection_level_read_timeout(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     with anyio.fail_after(10):
         async with serving(
-            "2", App(), server_tls=server_tls_config, client_tls=client_tls_config
+            "2",
+            App(),
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             with pytest.raises(ReadTimeout, match="receiving an event"):
                 await served.connection.receive_event(timeout=0.1)
 
 
 async def test_a_stalled_stream_holds_back_the_others_within_its_bound(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     limit = 128 << 10
     with anyio.fail_after(20):
@@ -192,6 +227,7 @@ async def test_a_stalled_stream_holds_back_the_others_within_its_bound(
             server_tls=server_tls_config,
             client_tls=client_tls_config,
             max_buffered_data=limit,
+            networking=networking,
         ) as served:
             connection = served.connection
             stalled = await connection.open_stream(
@@ -222,11 +258,17 @@ async def test_a_stalled_stream_holds_back_the_others_within_its_bound(
 
 
 async def test_stream_methods_after_close(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     with anyio.fail_after(10):
         async with serving(
-            "2", App(), server_tls=server_tls_config, client_tls=client_tls_config
+            "2",
+            App(),
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             response = await fetch(served.connection, "GET", "/bytes/3")
             assert response.body == pattern(3)

@@ -41,6 +41,7 @@ from hcore_io import ConnectionClosed, ReadTimeout
 from hcore_io.connections import HTTPConnection, StreamReset
 from hcore_io.networking import MemoryNetworking
 
+from .conftest import SocketBackend
 from .connection_helpers import VERSIONS, header, request_headers, serving
 
 pytestmark = pytest.mark.anyio
@@ -65,6 +66,7 @@ async def test_low_level_request_and_end(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     with anyio.fail_after(10):
         async with serving(
@@ -72,6 +74,7 @@ async def test_low_level_request_and_end(
             low_level_server,
             server_tls=server_tls_config,
             client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             connection = served.connection
             assert (
@@ -104,7 +107,9 @@ async def test_low_level_request_and_end(
 
 
 async def test_receive_event_ends_with_connection_terminated(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async def close_at_once(connection: HTTPConnection) -> None:
         await connection.aclose()
@@ -115,6 +120,7 @@ async def test_receive_event_ends_with_connection_terminated(
             close_at_once,
             server_tls=server_tls_config,
             client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             events: list[Event] = []
             with pytest.raises(ConnectionClosed):
@@ -146,7 +152,9 @@ async def test_connection_and_stream_must_fit() -> None:
 
 
 async def test_tls_attributes_are_readable(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     with anyio.fail_after(10):
         async with serving(
@@ -155,6 +163,7 @@ async def test_tls_attributes_are_readable(
             server_tls=server_tls_config,
             client_tls=client_tls_config,
             tls=True,
+            networking=networking,
         ) as served:
             connection = served.connection
             assert connection.extra(TLSAttribute.alpn_protocol) == "h2"

@@ -14,7 +14,8 @@ from hcore.events import HeadersReceived
 from hcore.protocols.http1 import HTTP1ServerFactory
 from hcore_io import ConnectionClosed
 from hcore_io.connections import HTTPConnection, HTTPOverTCPListener
-from hcore_io.networking import MemoryNetworking
+
+from .conftest import SocketBackend
 
 pytestmark = pytest.mark.anyio
 
@@ -34,8 +35,10 @@ async def _answer_every_request(connection: HTTPConnection) -> None:
             await connection.send_data(event.stream_id, path, end_stream=True)
 
 
-async def test_requests_sent_in_one_write_are_all_answered_in_order() -> None:
-    net = MemoryNetworking()
+async def test_requests_sent_in_one_write_are_all_answered_in_order(
+    networking: SocketBackend,
+) -> None:
+    net = networking
     listener = await HTTPOverTCPListener.create(
         HTTP1ServerFactory(), net, local_address=("127.0.0.1", 0)
     )

@@ -1,6 +1,7 @@
 """Per-stream use of HTTPConnection: concurrency, cancellation, closing.
 
-Every test runs on asyncio and Trio, over MemoryNetworking.
+Every test runs on asyncio and Trio, over both socket backends
+(SystemNetworking and EpollNetworking).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hcore.events import (
 from hcore_io import ConnectionClosed
 from hcore_io.connections import HTTPConnection, HTTPStream, StreamReset
 
+from .conftest import SocketBackend
 from .connection_helpers import (
     VERSIONS,
     App,
@@ -58,11 +60,16 @@ async def test_many_requests_share_one_connection(
     count: int,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     app = App()
     with anyio.fail_after(30):
         async with serving(
-            version, app, server_tls=server_tls_config, client_tls=client_tls_config
+            version,
+            app,
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             assert served.connection.multiplexed
             stream_ids = await _concurrent_digests(served.connection, count)
@@ -73,12 +80,18 @@ async def test_many_requests_share_one_connection(
 
 
 async def test_http1_streams_take_turns(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     app = App()
     with anyio.fail_after(10):
         async with serving(
-            "1.1", app, server_tls=server_tls_config, client_tls=client_tls_config
+            "1.1",
+            app,
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             assert not served.connection.multiplexed
             stream_ids = await _concurrent_digests(served.connection, 5)
@@ -90,11 +103,16 @@ async def test_cancelling_a_waiting_task_resets_only_its_stream(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     app = App()
     with anyio.fail_after(10):
         async with serving(
-            version, app, server_tls=server_tls_config, client_tls=client_tls_config
+            version,
+            app,
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             connection = served.connection
             waiting: list[HTTPStream] = []
@@ -132,6 +150,7 @@ async def test_cancelling_a_sender_waiting_for_credit_resets_its_stream(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     go_on = anyio.Event()
     seen: list[Event] = []
@@ -153,6 +172,7 @@ async def test_cancelling_a_sender_waiting_for_credit_resets_its_stream(
             server_tls=server_tls_config,
             client_tls=client_tls_config,
             max_buffered_data=65536,
+            networking=networking,
         ) as served:
             connection = served.connection
             stream = await connection.open_stream(request_headers("POST", "/"))
@@ -177,11 +197,16 @@ async def test_aclose_wakes_every_waiting_task(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     outcomes: list[BaseException] = []
     with anyio.fail_after(10):
         async with serving(
-            version, App(), server_tls=server_tls_config, client_tls=client_tls_config
+            version,
+            App(),
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             connection = served.connection
 
@@ -208,6 +233,7 @@ async def test_peer_closing_wakes_every_waiting_task(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     accepted = anyio.Event()
 
@@ -224,6 +250,7 @@ async def test_peer_closing_wakes_every_waiting_task(
             close_soon,
             server_tls=server_tls_config,
             client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             connection = served.connection
 
@@ -257,10 +284,15 @@ async def test_peer_reset_is_an_event_and_stops_sending(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     with anyio.fail_after(10):
         async with serving(
-            version, App(), server_tls=server_tls_config, client_tls=client_tls_config
+            version,
+            App(),
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             stream = await served.connection.open_stream(
                 request_headers("GET", "/reset")
@@ -286,10 +318,15 @@ async def test_stream_iteration_ends_with_the_response(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     with anyio.fail_after(10):
         async with serving(
-            version, App(), server_tls=server_tls_config, client_tls=client_tls_config
+            version,
+            App(),
+            server_tls=server_tls_config,
+            client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             response = await fetch(served.connection, "POST", "/echo", b"x" * 100)
             assert response.status == 200
@@ -311,6 +348,7 @@ async def test_graceful_close_lets_streams_in_flight_finish(
     version: str,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     answered = anyio.Event()
     server_done = anyio.Event()
@@ -336,6 +374,7 @@ async def test_graceful_close_lets_streams_in_flight_finish(
             close_after_first_request,
             server_tls=server_tls_config,
             client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             connection = served.connection
             response = await fetch(connection, "GET", "/")
@@ -353,7 +392,9 @@ async def test_graceful_close_lets_streams_in_flight_finish(
 
 
 async def test_connection_close_header_ends_the_transport_after_the_exchange(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     ended = anyio.Event()
 
@@ -367,6 +408,7 @@ async def test_connection_close_header_ends_the_transport_after_the_exchange(
             serve_then_note,
             server_tls=server_tls_config,
             client_tls=client_tls_config,
+            networking=networking,
         ) as served:
             connection = served.connection
             stream = await connection.open_stream(

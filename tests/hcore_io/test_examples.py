@@ -2,6 +2,7 @@
 
 Each example has a ``self_test()`` (also reachable as ``--self-test``); the
 server and client examples are also run as programs against each other.
+Examples on sockets run on both socket backends (their ``--networking``).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def _load(name: str) -> ModuleType:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("version", ["1", "2", "3", "alpn", "all"])
-async def test_custom_server_self_test(version: str) -> None:
+async def test_custom_server_self_test(version: str, networking_backend: str) -> None:
     with anyio.fail_after(30):
-        page = await _load("custom_server").self_test(version)
+        page = await _load("custom_server").self_test(version, networking_backend)
     expected = {"1": "HTTP/1.1", "3": "HTTP/3"}.get(version, "HTTP/2")
     assert page.startswith(f"{expected} POST /self-test: 5 bytes, sha256 2cf24dba")
 
@@ -57,9 +58,9 @@ async def test_custom_client_self_test() -> None:
 
 
 @pytest.mark.anyio
-async def test_custom_networking_self_test() -> None:
+async def test_custom_networking_self_test(networking_backend: str) -> None:
     with anyio.fail_after(30):
-        report = await _load("custom_networking").self_test()
+        report = await _load("custom_networking").self_test(networking_backend)
     lines = report.splitlines()
     assert [line.split(":")[0] for line in lines] == ["HTTP/1.1", "HTTP/2", "HTTP/3"]
     assert all("body 100000 bytes" in line for line in lines)
@@ -75,7 +76,9 @@ async def test_custom_protocol_self_test() -> None:
 
 
 @pytest.fixture
-def server_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def server_process(
+    tmp_path: Path, networking_backend: str
+) -> Iterator[tuple[int, Path]]:
     """``custom_server.py --version all`` on a free port, and its CA file."""
     ca_file = tmp_path / "ca.pem"
     process = subprocess.Popen(
@@ -88,6 +91,8 @@ def server_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
             str(ca_file),
             "--backend",
             "trio",
+            "--networking",
+            networking_backend,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -108,7 +113,7 @@ def server_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 @pytest.mark.parametrize("version", ["1", "2", "3", "alpn"])
 def test_custom_client_fetches_from_custom_server(
-    server_process: tuple[int, Path], version: str
+    server_process: tuple[int, Path], version: str, networking_backend: str
 ) -> None:
     port, ca_file = server_process
     result = subprocess.run(
@@ -122,6 +127,8 @@ def test_custom_client_fetches_from_custom_server(
             str(ca_file),
             "--data",
             "hello",
+            "--networking",
+            networking_backend,
         ],
         capture_output=True,
         text=True,
@@ -136,9 +143,16 @@ def test_custom_client_fetches_from_custom_server(
 
 
 @pytest.mark.parametrize(
-    "example", ["custom_client", "custom_networking", "custom_protocol"]
+    ("example", "options"),
+    [
+        ("custom_client", []),
+        ("custom_networking", ["--networking", "system"]),
+        ("custom_networking", ["--networking", "epoll"]),
+        ("custom_protocol", []),
+        ("custom_server", ["--networking", "epoll", "--version", "2"]),
+    ],
 )
-def test_self_test_flag_on_trio(example: str) -> None:
+def test_self_test_flag_on_trio(example: str, options: list[str]) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -146,6 +160,7 @@ def test_self_test_flag_on_trio(example: str) -> None:
             "--self-test",
             "--backend",
             "trio",
+            *options,
         ],
         capture_output=True,
         text=True,

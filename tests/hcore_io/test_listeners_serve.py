@@ -1,6 +1,6 @@
 """Listeners: serving handlers, surviving their failures and bad clients, closing.
 
-Every test runs on asyncio and Trio.
+Every test runs on asyncio and Trio, on both socket backends.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from hcore_io.connections import (
     HTTPOverTCPOpener,
     PriorKnowledgeHTTPFactory,
 )
-from hcore_io.networking import MemoryNetworking
 
+from .conftest import SocketBackend
 from .connection_helpers import App, fetch, pattern
 
 pytestmark = pytest.mark.anyio
@@ -47,8 +47,9 @@ async def test_a_failing_handler_is_logged_and_the_listener_goes_on(
     caplog: pytest.LogCaptureFixture,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    net = MemoryNetworking()
+    net = networking
     listener: HTTPListener
     opener: HTTPOpener
     if version == "3":
@@ -104,8 +105,10 @@ async def test_a_failing_handler_is_logged_and_the_listener_goes_on(
     assert "on purpose" in str(failures[0].exc_info[1])
 
 
-async def test_garbage_and_silence_do_not_stop_the_listener() -> None:
-    net = MemoryNetworking()
+async def test_garbage_and_silence_do_not_stop_the_listener(
+    networking: SocketBackend,
+) -> None:
+    net = networking
     listener = await HTTPOverTCPListener.create(
         _both(), net, local_address=("127.0.0.1", 0), preface_timeout=0.2
     )
@@ -121,11 +124,13 @@ async def test_garbage_and_silence_do_not_stop_the_listener() -> None:
                 # Bounded: the server answers with a GOAWAY, then closes.
                 while True:
                     await garbage.receive()
+            await garbage.aclose()
             # Half a preface, then nothing: dropped after preface_timeout.
             silent = await net.connect_tcp(address)
             await silent.send(HTTP2_PREFACE[:10])
             with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                 await silent.receive()
+            await silent.aclose()
             # Garbage as HTTP/1.1: answered 400, then closed.
             bad = await net.connect_tcp(address)
             await bad.send(b"NOT HTTP AT ALL\r\n\r\n")
@@ -134,6 +139,7 @@ async def test_garbage_and_silence_do_not_stop_the_listener() -> None:
                 # Bounded: the server answers and closes.
                 while True:
                     answer += await bad.receive()
+            await bad.aclose()
             assert answer.startswith(b"HTTP/1.1 400")
             async with await opener(address, tls=False) as connection:
                 response = await fetch(connection, "GET", "/bytes/3", scheme="http")
@@ -142,9 +148,11 @@ async def test_garbage_and_silence_do_not_stop_the_listener() -> None:
 
 
 async def test_one_server_speaks_every_version(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    net = MemoryNetworking()
+    net = networking
     multi = HTTPMultiListener(
         [
             await HTTPOverTCPListener.create(
@@ -211,10 +219,10 @@ async def test_one_server_speaks_every_version(
         # serve() returned: every listener was closed.
 
 
-async def test_listening_on_ipv6_loopback_with_system_networking() -> None:
+async def test_listening_on_ipv6_loopback(networking: SocketBackend) -> None:
     try:
         listener = await HTTPOverTCPListener.create(
-            HTTP1ServerFactory(), local_address=("::1", 0)
+            HTTP1ServerFactory(), networking, local_address=("::1", 0)
         )
     except NetworkError:
         pytest.fail("IPv6 loopback is not available on this machine")
@@ -223,7 +231,7 @@ async def test_listening_on_ipv6_loopback_with_system_networking() -> None:
     assert listener.local_addresses[0] == normalize(
         listener._listener.extra(SocketAttribute.local_address)
     )
-    opener = HTTPOverTCPOpener(HTTP1ClientFactory())
+    opener = HTTPOverTCPOpener(HTTP1ClientFactory(), networking=networking)
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
             group.start_soon(listener.serve, App())

@@ -327,9 +327,11 @@ async def test_udp_datagrams_between_sockets() -> None:
     received = []
 
     async def handler(stream: QUICStream) -> None:
-        datagram = await stream.receive()
-        received.append(datagram)
-        await stream.send(Datagram(b"reply", datagram.address))
+        # Closing the connection's stream lets the closed listener finish.
+        async with stream:
+            datagram = await stream.receive()
+            received.append(datagram)
+            await stream.send(Datagram(b"reply", datagram.address))
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
@@ -374,8 +376,9 @@ async def test_wildcard_udp_socket_answers_from_the_address_used() -> None:
 
     async def handler(stream: QUICStream) -> None:
         streams.append(stream)
-        datagram = await stream.receive()
-        await stream.send(Datagram(b"reply", datagram.address))
+        async with stream:
+            datagram = await stream.receive()
+            await stream.send(Datagram(b"reply", datagram.address))
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:

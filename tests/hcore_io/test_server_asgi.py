@@ -17,6 +17,7 @@ import pytest
 from hcore import ClientTLSConfig, ServerTLSConfig
 from hcore.events import DataReceived, HeadersReceived, InformationalResponseReceived
 
+from .conftest import SocketBackend
 from .server_apps import app
 from .server_helpers import VERSIONS, fetch, read_response, request_headers, running
 
@@ -25,9 +26,14 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_routes(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             hello = await fetch(connection, "GET", "/")
             assert (hello.status, hello.body) == (200, b"hello")
@@ -54,10 +60,17 @@ async def test_routes(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_scope(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, root_path="/root"
+        app,
+        server_tls_config,
+        client_tls_config,
+        root_path="/root",
+        networking=networking,
     ) as served:
         async with await served.connect(version) as connection:
             response = await fetch(
@@ -82,9 +95,14 @@ async def test_scope(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_percent_encoded_path(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             response = await fetch(connection, "GET", "/%6Ason")
     assert response.status == 200
@@ -93,9 +111,14 @@ async def test_percent_encoded_path(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_trailers(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             response = await fetch(
                 connection, "GET", "/trailers", extra=((b"te", b"trailers"),)
@@ -108,9 +131,14 @@ async def test_trailers(
 # (reported to the lead); tests/integration checks HEAD over HTTP/3.
 @pytest.mark.parametrize("version", ["1.1", "2", "h2c"])
 async def test_head_has_no_body(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             response = await fetch(connection, "HEAD", "/")
             after = await fetch(connection, "GET", "/")
@@ -122,9 +150,14 @@ async def test_head_has_no_body(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_100_continue_when_the_app_reads(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             stream = await connection.open_stream(
                 request_headers(
@@ -146,9 +179,14 @@ async def test_100_continue_when_the_app_reads(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_no_100_continue_when_the_app_answers_first(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             stream = await connection.open_stream(
                 request_headers(
@@ -170,8 +208,11 @@ async def test_crashing_app_gets_500_and_the_connection_carries_on(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     caplog: pytest.LogCaptureFixture,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             crashed = await fetch(connection, "GET", "/crash")
             nothing = await fetch(connection, "GET", "/nothing")
@@ -186,9 +227,14 @@ async def test_crashing_app_gets_500_and_the_connection_carries_on(
 
 @pytest.mark.parametrize("version", ["2", "h2c", "3"])
 async def test_crash_mid_response_resets_only_that_stream(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             stream = await connection.open_stream(
                 request_headers("GET", "/crash-late"), end_stream=True
@@ -206,9 +252,13 @@ async def test_crash_mid_response_resets_only_that_stream(
 
 
 async def test_crash_mid_response_closes_http1_connection(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect("1.1") as connection:
             stream = await connection.open_stream(
                 request_headers("GET", "/crash-late"), end_stream=True
@@ -228,10 +278,15 @@ async def test_crash_mid_response_closes_http1_connection(
 
 @pytest.mark.parametrize("version", ["2", "3"])
 async def test_concurrent_requests_on_one_connection(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     results: list[bytes] = []
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
 
             async def one(index: int) -> None:
@@ -251,9 +306,12 @@ async def test_access_log(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     caplog: pytest.LogCaptureFixture,
+    networking: SocketBackend,
 ) -> None:
     caplog.set_level(logging.INFO, logger="hcore.access")
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             await fetch(connection, "GET", "/?q=1")
     lines = [r.getMessage() for r in caplog.records if r.name == "hcore.access"]
@@ -264,9 +322,13 @@ async def test_access_log(
 
 
 async def test_alt_svc_advertises_http3(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         for version in ("1.1", "2"):
             async with await served.connect(version) as connection:
                 response = await fetch(connection, "GET", "/")
@@ -280,9 +342,14 @@ async def test_alt_svc_advertises_http3(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_starlette_style_disconnect_checks(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             start = anyio.current_time()
             for _ in range(3):

@@ -27,6 +27,7 @@ from hcore_io.cli._workers import resolve_ports, supervise
 from hcore_io.connections import HTTPOverQUICOpener, HTTPOverTCPOpener
 from hcore_io.server import ASGIServer, Endpoint, generate_certificate, parse_endpoint
 
+from .conftest import SocketBackend
 from .server_apps import app
 from .server_helpers import fetch
 
@@ -92,8 +93,7 @@ def test_load_app() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--networking", "epoll"], "only 'system'"),
-        (["--loop", "uvloop"], "uvloop"),
+        (["--workers", "0"], "at least 1"),
         (["https://127.0.0.1:0"], "--cert"),
         (["ftp://127.0.0.1:0"], "scheme"),
     ],
@@ -121,6 +121,15 @@ def test_demo_runs_and_exits_0(loop: str) -> None:
         row = next(line for line in lines if line.startswith(version + " "))
         assert f" {version} " in row
         assert " 200 " in row
+    sse = next(line for line in lines if line.startswith("SSE "))
+    assert " 200 " in sse
+    assert "3 events in 2 requests (Last-Event-ID: 3 on reconnecting)" in sse
+    websockets = [line for line in lines if line.startswith("WebSocket ")]
+    for row, (version, status) in zip(
+        websockets, [("HTTP/1.1", 101), ("HTTP/2", 200), ("HTTP/3", 200)], strict=True
+    ):
+        assert f" {version} " in row and f" {status} " in row
+        assert "echo 'hello over WebSocket'" in row and "close 1000" in row
     assert "all three versions answered" in result.stdout
 
 
@@ -128,7 +137,7 @@ def test_demo_runs_and_exits_0(loop: str) -> None:
 @pytest.mark.parametrize("loop", ["asyncio", "trio"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_server_command_serves_and_stops_on_signal(
-    loop: str, signum: signal.Signals, tmp_path: Path
+    loop: str, signum: signal.Signals, tmp_path: Path, networking_backend: str
 ) -> None:
     certificate = generate_certificate(tmp_path)
     command = _hcore(
@@ -142,6 +151,8 @@ def test_server_command_serves_and_stops_on_signal(
         str(certificate.key_file),
         "--loop",
         loop,
+        "--networking",
+        networking_backend,
     )
     process = subprocess.Popen(
         command,
@@ -200,26 +211,40 @@ def test_server_command_serves_and_stops_on_signal(
 @pytest.mark.anyio
 @pytest.mark.timeout(30)
 async def test_http3_only_server(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    server = ASGIServer(app, tls_config=server_tls_config, http1=False, http2=False)
+    server = ASGIServer(
+        app,
+        tls_config=server_tls_config,
+        http1=False,
+        http2=False,
+        networking=networking,
+    )
     async with anyio.create_task_group() as group:
         (endpoint,) = await group.start(server.serve, ["https://127.0.0.1:0"])
-        opener = HTTPOverQUICOpener(HTTP3ClientFactory(), tls_config=client_tls_config)
+        opener = HTTPOverQUICOpener(
+            HTTP3ClientFactory(), tls_config=client_tls_config, networking=networking
+        )
         connection = await opener(("127.0.0.1", endpoint.port), server_name="localhost")
         async with connection:
             response = await fetch(connection, "GET", "/")
         assert response.body == b"hello"
         # No TCP listener.
         with pytest.raises(ConnectError):
-            await HTTPOverTCPOpener(HTTP2ClientFactory(), tls_config=client_tls_config)(
-                ("127.0.0.1", endpoint.port), server_name="localhost"
-            )
+            await HTTPOverTCPOpener(
+                HTTP2ClientFactory(),
+                tls_config=client_tls_config,
+                networking=networking,
+            )(("127.0.0.1", endpoint.port), server_name="localhost")
         await server.shutdown()
 
 
 @pytest.mark.timeout(90)
-def test_workers_share_the_port_and_are_restarted(tmp_path: Path) -> None:
+def test_workers_share_the_port_and_are_restarted(
+    tmp_path: Path, networking_backend: str
+) -> None:
     certificate = generate_certificate(tmp_path)
     process = subprocess.Popen(
         _hcore(
@@ -232,6 +257,8 @@ def test_workers_share_the_port_and_are_restarted(tmp_path: Path) -> None:
             str(certificate.key_file),
             "--workers",
             "2",
+            "--networking",
+            networking_backend,
         ),
         cwd=ROOT,
         stderr=subprocess.PIPE,

@@ -16,6 +16,7 @@ from hcore.events import DataReceived, HeadersReceived, StreamResetReceived
 from hcore_io import NetworkError
 from hcore_io.connections import StreamReset
 
+from .conftest import SocketBackend
 from .server_apps import EVENTS, app
 from .server_helpers import VERSIONS, fetch, read_response, request_headers, running
 
@@ -34,10 +35,17 @@ async def _wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> No
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_declared_body_too_large_gets_413(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_body_size=1000
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_body_size=1000,
+        networking=networking,
     ) as served:
         async with await served.connect(version) as connection:
             stream = await connection.open_stream(
@@ -52,10 +60,17 @@ async def test_declared_body_too_large_gets_413(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_streamed_body_too_large_gets_413(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_body_size=1000
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_body_size=1000,
+        networking=networking,
     ) as served:
         async with await served.connect(version) as connection:
             stream = await connection.open_stream(request_headers("POST", "/digest"))
@@ -72,10 +87,16 @@ async def test_streamed_body_too_large_gets_413(
 
 
 async def test_header_too_large_gets_431_on_http1(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_header_size=1024
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_header_size=1024,
+        networking=networking,
     ) as served:
         async with await served.connect("1.1") as connection:
             response = await fetch(
@@ -85,10 +106,16 @@ async def test_header_too_large_gets_431_on_http1(
 
 
 async def test_header_too_large_gets_431_on_http3(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_header_size=1024
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_header_size=1024,
+        networking=networking,
     ) as served:
         async with await served.connect("3") as connection:
             refused = await fetch(
@@ -102,10 +129,17 @@ async def test_header_too_large_gets_431_on_http3(
 
 @pytest.mark.parametrize("version", ["2", "h2c", "3"])
 async def test_request_header_timeout_closes_silent_connections(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, request_header_timeout=0.3
+        app,
+        server_tls_config,
+        client_tls_config,
+        request_header_timeout=0.3,
+        networking=networking,
     ) as served:
         async with await served.connect(version):
             if version == "3":
@@ -116,10 +150,17 @@ async def test_request_header_timeout_closes_silent_connections(
 
 @pytest.mark.parametrize("version", ["2", "h2c"])
 async def test_header_too_large_resets_the_http2_stream(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_header_size=1024
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_header_size=1024,
+        networking=networking,
     ) as served:
         async with await served.connect(version) as connection:
             stream = await connection.open_stream(
@@ -139,10 +180,17 @@ async def test_header_too_large_resets_the_http2_stream(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_keep_alive_timeout_closes_idle_connections(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, keep_alive_timeout=0.3
+        app,
+        server_tls_config,
+        client_tls_config,
+        keep_alive_timeout=0.3,
+        networking=networking,
     ) as served:
         async with await served.connect(version) as connection:
             response = await fetch(connection, "GET", "/")
@@ -153,10 +201,17 @@ async def test_keep_alive_timeout_closes_idle_connections(
 
 @pytest.mark.parametrize("version", ["2", "3"])
 async def test_keep_alive_timeout_spares_busy_connections(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, keep_alive_timeout=0.3
+        app,
+        server_tls_config,
+        client_tls_config,
+        keep_alive_timeout=0.3,
+        networking=networking,
     ) as served:
         async with await served.connect(version) as connection:
             response = await fetch(connection, "GET", "/slow/1")
@@ -164,13 +219,19 @@ async def test_keep_alive_timeout_spares_busy_connections(
 
 
 async def test_request_header_timeout_drops_slow_clients(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, request_header_timeout=0.3
+        app,
+        server_tls_config,
+        client_tls_config,
+        request_header_timeout=0.3,
+        networking=networking,
     ) as served:
-        silent = await anyio.connect_tcp("127.0.0.1", served.http_port)
-        slow = await anyio.connect_tcp("127.0.0.1", served.http_port)
+        silent = await networking.connect_tcp(("127.0.0.1", served.http_port))
+        slow = await networking.connect_tcp(("127.0.0.1", served.http_port))
         async with silent, slow:
             await slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
             with anyio.fail_after(5):
@@ -183,10 +244,17 @@ async def test_request_header_timeout_drops_slow_clients(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_max_connections_answers_503(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_connections=1
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_connections=1,
+        networking=networking,
     ) as served:
         async with await served.connect(version) as first:
             assert (await fetch(first, "GET", "/")).status == 200
@@ -198,10 +266,16 @@ async def test_max_connections_answers_503(
 
 
 async def test_max_concurrent_streams_refuses_extra_http3_streams(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_concurrent_streams=2
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_concurrent_streams=2,
+        networking=networking,
     ) as served:
         async with await served.connect("3") as connection:
             statuses: list[object] = []
@@ -226,10 +300,16 @@ async def test_max_concurrent_streams_refuses_extra_http3_streams(
 
 
 async def test_max_concurrent_streams_is_advertised_on_http2(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_concurrent_streams=2
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_concurrent_streams=2,
+        networking=networking,
     ) as served:
         async with await served.connect("2") as connection:
             # One exchange first, so that the client has the server's SETTINGS.
@@ -252,10 +332,15 @@ async def test_max_concurrent_streams_is_advertised_on_http2(
 
 @pytest.mark.parametrize("version", ["2", "h2c", "3"])
 async def test_client_reset_mid_response_is_seen_by_the_app(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     EVENTS.clear()
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             stream = await connection.open_stream(
                 request_headers("GET", "/forever"), end_stream=True
@@ -276,11 +361,15 @@ async def test_client_reset_mid_response_is_seen_by_the_app(
 
 
 async def test_client_closing_mid_response_is_seen_by_the_app_http1(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     EVENTS.clear()
-    async with running(app, server_tls_config, client_tls_config) as served:
-        client = await anyio.connect_tcp("127.0.0.1", served.http_port)
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
+        client = await networking.connect_tcp(("127.0.0.1", served.http_port))
         async with client:
             await client.send(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
             with anyio.fail_after(5):
@@ -292,10 +381,15 @@ async def test_client_closing_mid_response_is_seen_by_the_app_http1(
 # side has ended nor closes the QUIC connection on aclose() (reported).
 @pytest.mark.parametrize("version", ["1.1", "2", "h2c"])
 async def test_http_disconnect_after_the_body(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     EVENTS.clear()
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         connection = await served.connect(version)
         async with connection:
             stream = await connection.open_stream(
@@ -312,11 +406,16 @@ async def test_http_disconnect_after_the_body(
 
 @pytest.mark.parametrize("version", ["2", "h2c", "3"])
 async def test_request_body_backpressure(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     body = bytes(range(256)) * 4096 * 8  # 8 MiB
     sent = 0
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             stream = await connection.open_stream(
                 request_headers("POST", "/slow-reader")

@@ -25,6 +25,7 @@ from hcore_io.connections import (
 )
 from hcore_io.server import ProxyServer, parse_authority
 
+from .conftest import SocketBackend
 from .server_apps import app
 from .server_helpers import VERSIONS, fetch, running
 
@@ -33,10 +34,15 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 @asynccontextmanager
 async def proxying(
-    server_tls: ServerTLSConfig, **options: object
+    server_tls: ServerTLSConfig, *, networking: SocketBackend, **options: object
 ) -> AsyncIterator[tuple[int, int]]:
-    """Run a proxy on http and https; yield its two ports."""
-    proxy = ProxyServer(tls_config=server_tls, **options)  # type: ignore[arg-type]
+    """Run a proxy on http and https over ``networking``; yield its two ports."""
+    proxy = ProxyServer(
+        tls_config=server_tls,
+        networking=networking,
+        client_networking=networking,
+        **options,  # type: ignore[arg-type]
+    )
     async with anyio.create_task_group() as group:
         http, https = await group.start(
             proxy.serve, ["http://127.0.0.1:0", "https://127.0.0.1:0"]
@@ -50,15 +56,19 @@ async def proxying(
 
 
 async def _connect(
-    version: str, ports: tuple[int, int], client_tls: ClientTLSConfig
+    version: str,
+    ports: tuple[int, int],
+    client_tls: ClientTLSConfig,
+    *,
+    networking: SocketBackend,
 ) -> HTTPConnection:
     http_port, https_port = ports
     if version == "3":
-        return await HTTPOverQUICOpener(HTTP3ClientFactory(), tls_config=client_tls)(
-            ("127.0.0.1", https_port), server_name="localhost"
-        )
+        return await HTTPOverQUICOpener(
+            HTTP3ClientFactory(), networking=networking, tls_config=client_tls
+        )(("127.0.0.1", https_port), server_name="localhost")
     factory = HTTP1ClientFactory() if version == "1.1" else HTTP2ClientFactory()
-    opener = HTTPOverTCPOpener(factory, tls_config=client_tls)
+    opener = HTTPOverTCPOpener(factory, networking=networking, tls_config=client_tls)
     if version == "h2c":
         return await opener(("127.0.0.1", http_port), tls=False)
     return await opener(("127.0.0.1", https_port), server_name="localhost")
@@ -104,11 +114,18 @@ def test_parse_authority() -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_tunnel_to_an_http_server(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as upstream:
-        async with proxying(server_tls_config) as ports:
-            connection = await _connect(version, ports, client_tls_config)
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as upstream:
+        async with proxying(server_tls_config, networking=networking) as ports:
+            connection = await _connect(
+                version, ports, client_tls_config, networking=networking
+            )
             async with connection:
                 target = f"127.0.0.1:{upstream.http_port}"
                 stream = await connection.open_stream(_connect_headers(target))
@@ -133,13 +150,20 @@ async def test_tunnel_to_an_http_server(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_refusals(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     closed = await anyio.create_tcp_listener(local_host="127.0.0.1")
     closed_port = closed.extra(anyio.abc.SocketAttribute.local_port)
     await closed.aclose()
-    async with proxying(server_tls_config, allowed_ports=[closed_port, 1]) as ports:
-        connection = await _connect(version, ports, client_tls_config)
+    async with proxying(
+        server_tls_config, allowed_ports=[closed_port, 1], networking=networking
+    ) as ports:
+        connection = await _connect(
+            version, ports, client_tls_config, networking=networking
+        )
         async with connection:
             statuses = []
             for authority in (f"127.0.0.1:{closed_port}", "127.0.0.1:2"):
@@ -149,7 +173,9 @@ async def test_refusals(
                 if version == "1.1":
                     # The refused tunnel's request ends the exchange.
                     await connection.aclose()
-                    connection = await _connect(version, ports, client_tls_config)
+                    connection = await _connect(
+                        version, ports, client_tls_config, networking=networking
+                    )
             plain = await fetch(connection, "GET", "/")
             await connection.aclose()
     assert statuses == [502, 403]
@@ -159,11 +185,18 @@ async def test_refusals(
 
 @pytest.mark.parametrize("version", ["2", "3"])
 async def test_client_reset_ends_the_tunnel_only(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as upstream:
-        async with proxying(server_tls_config) as ports:
-            connection = await _connect(version, ports, client_tls_config)
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as upstream:
+        async with proxying(server_tls_config, networking=networking) as ports:
+            connection = await _connect(
+                version, ports, client_tls_config, networking=networking
+            )
             async with connection:
                 target = f"127.0.0.1:{upstream.http_port}"
                 first = await connection.open_stream(_connect_headers(target))
@@ -185,10 +218,15 @@ async def test_client_reset_ends_the_tunnel_only(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_proxy_refuses_requests_that_are_not_connect(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with proxying(server_tls_config) as ports:
-        connection = await _connect(version, ports, client_tls_config)
+    async with proxying(server_tls_config, networking=networking) as ports:
+        connection = await _connect(
+            version, ports, client_tls_config, networking=networking
+        )
         async with connection:
             response = await fetch(connection, "POST", "/", b"x")
     assert response.status == 405

@@ -14,6 +14,7 @@ from hcore_io import NetworkError
 from hcore_io.connections import StreamReset
 from hcore_io.server import ASGIServer, LifespanFailure
 
+from .conftest import SocketBackend
 from .server_apps import EVENTS, app, failing_lifespan_app, lifespan_app
 from .server_helpers import VERSIONS, Response, fetch, running
 
@@ -22,10 +23,15 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_requests_in_flight_finish_at_shutdown(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     results: list[Response] = []
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         connection = await served.connect(version)
         async with connection:
             # An idle connection too: it is closed at once.
@@ -52,9 +58,14 @@ async def test_requests_in_flight_finish_at_shutdown(
 
 @pytest.mark.parametrize("version", ["2", "h2c"])
 async def test_shutdown_sends_goaway(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
             assert (await fetch(connection, "GET", "/")).status == 200
             with anyio.fail_after(10):
@@ -71,10 +82,15 @@ async def test_shutdown_sends_goaway(
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_shutdown_timeout_cancels_what_is_left(
-    version: str, server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    version: str,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     failures: list[BaseException] = []
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         async with await served.connect(version) as connection:
 
             async def stuck() -> None:
@@ -106,10 +122,14 @@ async def test_shutdown_timeout_cancels_what_is_left(
 
 
 async def test_lifespan_startup_state_and_shutdown(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     EVENTS.clear()
-    async with running(lifespan_app, server_tls_config, client_tls_config) as served:
+    async with running(
+        lifespan_app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         assert EVENTS == ["startup"]
         async with await served.connect("2") as connection:
             assert (await fetch(connection, "GET", "/state")).body == b"yes"
@@ -119,38 +139,50 @@ async def test_lifespan_startup_state_and_shutdown(
 
 async def test_lifespan_startup_failure_stops_the_server(
     server_tls_config: ServerTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    server = ASGIServer(failing_lifespan_app, tls_config=server_tls_config)
+    server = ASGIServer(
+        failing_lifespan_app, tls_config=server_tls_config, networking=networking
+    )
     with anyio.fail_after(5), pytest.raises(LifespanFailure, match="no database"):
         await server.serve(["http://127.0.0.1:0"])
 
 
 async def test_lifespan_on_requires_support(
     server_tls_config: ServerTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    server = ASGIServer(app, lifespan="on")
+    server = ASGIServer(app, lifespan="on", networking=networking)
     with anyio.fail_after(5), pytest.raises(LifespanFailure):
         await server.serve(["http://127.0.0.1:0"])
 
 
 async def test_lifespan_off_never_calls_it(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     EVENTS.clear()
     async with running(
-        lifespan_app, server_tls_config, client_tls_config, lifespan="off"
+        lifespan_app,
+        server_tls_config,
+        client_tls_config,
+        lifespan="off",
+        networking=networking,
     ) as served:
         async with await served.connect("1.1") as connection:
             assert (await fetch(connection, "GET", "/")).status == 200
     assert EVENTS == []
 
 
-async def test_bad_arguments_are_refused(server_tls_config: ServerTLSConfig) -> None:
+async def test_bad_arguments_are_refused(
+    server_tls_config: ServerTLSConfig, networking: SocketBackend
+) -> None:
     with pytest.raises(ValueError, match="at least one HTTP version"):
-        ASGIServer(app, http1=False, http2=False, http3=False)
+        ASGIServer(app, http1=False, http2=False, http3=False, networking=networking)
     with pytest.raises(ValueError, match="max_body_size"):
-        ASGIServer(app, max_body_size=0)
+        ASGIServer(app, max_body_size=0, networking=networking)
     with pytest.raises(ValueError, match="tls_config"):
-        await ASGIServer(app).serve(["https://127.0.0.1:0"])
+        await ASGIServer(app, networking=networking).serve(["https://127.0.0.1:0"])
     with pytest.raises(ValueError, match="scheme"):
-        await ASGIServer(app).serve(["ftp://127.0.0.1:0"])
+        await ASGIServer(app, networking=networking).serve(["ftp://127.0.0.1:0"])

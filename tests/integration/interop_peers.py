@@ -34,6 +34,7 @@ from hcore_io.connections import (
     HTTPOverTCPListener,
     PriorKnowledgeHTTPFactory,
 )
+from hcore_io.networking import ServerNetworking
 from tests.hcore_io.connection_helpers import App, pattern
 
 __all__ = (
@@ -91,15 +92,19 @@ class OurServer:
 
 
 @asynccontextmanager
-async def our_server(tls: ServerTLSConfig) -> AsyncIterator[OurServer]:
-    """Serve :class:`App` on every version (SystemNetworking) until the block ends."""
+async def our_server(
+    tls: ServerTLSConfig, *, networking: ServerNetworking
+) -> AsyncIterator[OurServer]:
+    """Serve :class:`App` on every version over ``networking`` until the block ends."""
     both = PriorKnowledgeHTTPFactory(HTTP1ServerFactory(), HTTP2ServerFactory())
     https = await HTTPOverTCPListener.create(
-        both, local_address=("127.0.0.1", 0), tls_config=tls
+        both, networking, local_address=("127.0.0.1", 0), tls_config=tls
     )
-    http = await HTTPOverTCPListener.create(both, local_address=("127.0.0.1", 0))
+    http = await HTTPOverTCPListener.create(
+        both, networking, local_address=("127.0.0.1", 0)
+    )
     quic = await HTTPOverQUICListener.create(
-        HTTP3ServerFactory(), local_address=("127.0.0.1", 0), tls_config=tls
+        HTTP3ServerFactory(), networking, local_address=("127.0.0.1", 0), tls_config=tls
     )
     listener = HTTPMultiListener([https, http, quic])
     app = App()

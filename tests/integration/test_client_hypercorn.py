@@ -14,6 +14,7 @@ import trustme
 
 from hcore import ClientTLSConfig
 from hcore_io.client import Client
+from tests.hcore_io.conftest import SocketBackend
 
 from .client_peers import Hypercorn, run_hypercorn
 
@@ -30,9 +31,11 @@ def hypercorn(
 
 
 async def test_http3_when_asked(
-    hypercorn: Hypercorn, client_tls_config: ClientTLSConfig
+    hypercorn: Hypercorn, client_tls_config: ClientTLSConfig, networking: SocketBackend
 ) -> None:
-    async with Client(tls_config=client_tls_config, http_versions=("3",)) as client:
+    async with Client(
+        tls_config=client_tls_config, http_versions=("3",), networking=networking
+    ) as client:
         base = f"https://127.0.0.1:{hypercorn.quic_port}"
         response = await client.get(f"{base}/")
         assert response.http_version == "3"
@@ -47,9 +50,9 @@ async def test_http3_when_asked(
 
 
 async def test_alt_svc_switches_to_http3(
-    hypercorn: Hypercorn, client_tls_config: ClientTLSConfig
+    hypercorn: Hypercorn, client_tls_config: ClientTLSConfig, networking: SocketBackend
 ) -> None:
-    async with Client(tls_config=client_tls_config) as client:
+    async with Client(tls_config=client_tls_config, networking=networking) as client:
         url = f"https://127.0.0.1:{hypercorn.tls_port}/"
         first = await client.get(url)
         assert first.http_version == "2"

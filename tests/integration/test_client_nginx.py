@@ -15,6 +15,7 @@ import trustme
 
 from hcore import ClientTLSConfig
 from hcore_io.client import Client, ConnectionPool, TooManyRedirects
+from tests.hcore_io.conftest import SocketBackend
 
 from .client_peers import LARGE_SIZE, MEDIUM_SIZE, Nginx, run_nginx
 
@@ -31,10 +32,10 @@ def nginx(
 
 
 async def test_http1_reuses_one_connection(
-    nginx: Nginx, client_tls_config: ClientTLSConfig
+    nginx: Nginx, client_tls_config: ClientTLSConfig, networking: SocketBackend
 ) -> None:
     before = nginx.connections(nginx.http_port)
-    async with Client(tls_config=client_tls_config) as client:
+    async with Client(tls_config=client_tls_config, networking=networking) as client:
         for _ in range(10):
             response = await client.get(f"http://127.0.0.1:{nginx.http_port}/small.txt")
             assert response.http_version == "1.1" and response.content == b"small\n"
@@ -42,13 +43,13 @@ async def test_http1_reuses_one_connection(
 
 
 async def test_200_concurrent_requests_over_one_http2_connection(
-    nginx: Nginx, client_tls_config: ClientTLSConfig
+    nginx: Nginx, client_tls_config: ClientTLSConfig, networking: SocketBackend
 ) -> None:
     before = nginx.connections(nginx.https_port)
     versions: set[str] = set()
     # nginx serves up to 1000 requests per HTTP/2 connection by default.
     pool = ConnectionPool(
-        tls_config=client_tls_config, max_requests_per_connection=1000
+        networking, tls_config=client_tls_config, max_requests_per_connection=1000
     )
     async with pool, Client(pool=pool) as client:
 
@@ -67,11 +68,11 @@ async def test_200_concurrent_requests_over_one_http2_connection(
 
 
 async def test_connection_limit_per_host(
-    nginx: Nginx, client_tls_config: ClientTLSConfig
+    nginx: Nginx, client_tls_config: ClientTLSConfig, networking: SocketBackend
 ) -> None:
     before = nginx.connections(nginx.http_port)
     async with Client(
-        tls_config=client_tls_config, max_connections_per_host=3
+        tls_config=client_tls_config, max_connections_per_host=3, networking=networking
     ) as client:
         async with anyio.create_task_group() as group:
             for _ in range(30):
@@ -83,11 +84,13 @@ async def test_connection_limit_per_host(
 
 
 async def test_idle_connection_closed_by_nginx_is_not_reused(
-    nginx: Nginx, client_tls_config: ClientTLSConfig
+    nginx: Nginx, client_tls_config: ClientTLSConfig, networking: SocketBackend
 ) -> None:
     url = f"http://127.0.0.1:{nginx.short_keepalive_port}/small.txt"
     before = nginx.connections(nginx.short_keepalive_port)
-    async with Client(tls_config=client_tls_config, retries=0) as client:
+    async with Client(
+        tls_config=client_tls_config, retries=0, networking=networking
+    ) as client:
         assert (await client.get(url)).content == b"small\n"
         await anyio.sleep(0.8)
         assert (await client.get(url)).content == b"small\n"
@@ -96,9 +99,13 @@ async def test_idle_connection_closed_by_nginx_is_not_reused(
     assert len(nginx.connections(nginx.short_keepalive_port) - before) == 2
 
 
-async def test_redirects(nginx: Nginx, client_tls_config: ClientTLSConfig) -> None:
+async def test_redirects(
+    nginx: Nginx, client_tls_config: ClientTLSConfig, networking: SocketBackend
+) -> None:
     base = f"http://127.0.0.1:{nginx.http_port}"
-    async with Client(tls_config=client_tls_config, max_redirects=5) as client:
+    async with Client(
+        tls_config=client_tls_config, max_redirects=5, networking=networking
+    ) as client:
         response = await client.get(f"{base}/redirect")
         assert response.content == b"small\n" and len(response.history) == 1
         with pytest.raises(TooManyRedirects):
@@ -115,6 +122,7 @@ async def test_large_download_in_bounded_memory(
     size: int,
     nginx: Nginx,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     # 256 MiB over HTTP/1.1; HTTP/2 (slower in Python) gets 64 MiB here, its
     # 256 MiB run is in tests/hcore_io/test_client_transfer.py.
@@ -123,7 +131,7 @@ async def test_large_download_in_bounded_memory(
         url = f"https://localhost:{nginx.https_port}/{path}"
     else:
         url = f"http://127.0.0.1:{nginx.http_port}/{path}"
-    async with Client(tls_config=client_tls_config) as client:
+    async with Client(tls_config=client_tls_config, networking=networking) as client:
         tracemalloc.start()
         try:
             async with client.stream("GET", url) as response:

@@ -25,6 +25,7 @@ from hcore_io.connections import (
     HTTPOverTCPListener,
     HTTPOverTCPOpener,
 )
+from tests.hcore_io.conftest import SocketBackend
 from tests.hcore_io.connection_helpers import App, digest, fetch, pattern
 
 from .interop_peers import SIZES, Hypercorn, Nginx, run_hypercorn, run_nginx
@@ -58,14 +59,22 @@ NGINX_MODES: dict[str, tuple[list[HTTPOverTCPFactory], bool, str]] = {
 
 @pytest.mark.parametrize("mode", list(NGINX_MODES))
 async def test_nginx(
-    mode: str, nginx: Nginx, client_tls_config: ClientTLSConfig
+    mode: str,
+    nginx: Nginx,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     factories, tls, version = NGINX_MODES[mode]
     opener = HTTPOverTCPOpener(
-        ALPNHTTPFactory(factories), tls_config=client_tls_config, connect_timeout=5
+        ALPNHTTPFactory(factories),
+        tls_config=client_tls_config,
+        connect_timeout=5,
+        networking=networking,
     )
     upstream = await HTTPOverTCPListener.create(
-        HTTP1ServerFactory(), local_address=("127.0.0.1", nginx.upstream_port)
+        HTTP1ServerFactory(),
+        networking,
+        local_address=("127.0.0.1", nginx.upstream_port),
     )
     port = nginx.https_port if tls else nginx.http_port
     scheme = "https" if tls else "http"
@@ -89,9 +98,11 @@ async def test_nginx(
 
 
 async def test_nginx_many_streams_on_one_http2_connection(
-    nginx: Nginx, client_tls_config: ClientTLSConfig
+    nginx: Nginx, client_tls_config: ClientTLSConfig, networking: SocketBackend
 ) -> None:
-    opener = HTTPOverTCPOpener(HTTP2ClientFactory(), tls_config=client_tls_config)
+    opener = HTTPOverTCPOpener(
+        HTTP2ClientFactory(), tls_config=client_tls_config, networking=networking
+    )
     bodies: dict[int, bytes] = {}
 
     with anyio.fail_after(30):
@@ -111,9 +122,11 @@ async def test_nginx_many_streams_on_one_http2_connection(
 
 
 async def test_hypercorn_http3(
-    hypercorn: Hypercorn, client_tls_config: ClientTLSConfig
+    hypercorn: Hypercorn, client_tls_config: ClientTLSConfig, networking: SocketBackend
 ) -> None:
-    opener = HTTPOverQUICOpener(HTTP3ClientFactory(), tls_config=client_tls_config)
+    opener = HTTPOverQUICOpener(
+        HTTP3ClientFactory(), tls_config=client_tls_config, networking=networking
+    )
     with anyio.fail_after(120):
         # "localhost": the opener resolves it once for aioquic.
         async with await opener(("localhost", hypercorn.quic_port)) as connection:

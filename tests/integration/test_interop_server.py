@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from hcore import ClientTLSConfig, ServerTLSConfig
+from tests.hcore_io.conftest import SocketBackend
 from tests.hcore_io.connection_helpers import digest, pattern
 
 from .interop_peers import SIZES, our_server, require, write_body
@@ -42,12 +43,13 @@ async def test_curl(
     tmp_path: Path,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     curl = require("curl")
     flags, scheme, version = CURL_MODES[mode]
     assert client_tls_config.cafile is not None
     common = [curl, "-sS", "--fail", *flags, "--cacert", client_tls_config.cafile]
-    async with our_server(server_tls_config) as server:
+    async with our_server(server_tls_config, networking=networking) as server:
         port = server.https_port if scheme == "https" else server.http_port
         base = f"{scheme}://localhost:{port}"
         for size in SIZES:
@@ -70,9 +72,11 @@ async def test_curl(
     assert server.app.errors == []
 
 
-async def test_nghttp(tmp_path: Path, server_tls_config: ServerTLSConfig) -> None:
+async def test_nghttp(
+    tmp_path: Path, server_tls_config: ServerTLSConfig, networking: SocketBackend
+) -> None:
     nghttp = require("nghttp")
-    async with our_server(server_tls_config) as server:
+    async with our_server(server_tls_config, networking=networking) as server:
         base = f"https://127.0.0.1:{server.https_port}"
         for size in SIZES:
             downloaded = tmp_path / f"down-{size}"
@@ -90,10 +94,10 @@ async def test_nghttp(tmp_path: Path, server_tls_config: ServerTLSConfig) -> Non
 
 @pytest.mark.parametrize("scheme", ["https", "http"])
 async def test_h2load_ten_thousand_requests(
-    scheme: str, server_tls_config: ServerTLSConfig
+    scheme: str, server_tls_config: ServerTLSConfig, networking: SocketBackend
 ) -> None:
     h2load = require("h2load")
-    async with our_server(server_tls_config) as server:
+    async with our_server(server_tls_config, networking=networking) as server:
         port = server.https_port if scheme == "https" else server.http_port
         url = f"{scheme}://127.0.0.1:{port}/bytes/13"
         report = await _run([h2load, "-n", "10000", "-c", "10", "-m", "10", url])
@@ -104,7 +108,7 @@ async def test_h2load_ten_thousand_requests(
 
 
 async def test_gtlsclient_http3(
-    tmp_path: Path, server_tls_config: ServerTLSConfig
+    tmp_path: Path, server_tls_config: ServerTLSConfig, networking: SocketBackend
 ) -> None:
     gtlsclient = require("gtlsclient")
     downloads = tmp_path / "downloads"
@@ -116,7 +120,7 @@ async def test_gtlsclient_http3(
         "--download",
         str(downloads),
     ]
-    async with our_server(server_tls_config) as server:
+    async with our_server(server_tls_config, networking=networking) as server:
         target = ["127.0.0.1", str(server.quic_port)]
         base = f"https://127.0.0.1:{server.quic_port}"
         for size in SIZES:

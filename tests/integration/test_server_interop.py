@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from hcore import ClientTLSConfig, ServerTLSConfig
+from tests.hcore_io.conftest import SocketBackend
 from tests.hcore_io.server_apps import app
 from tests.hcore_io.server_helpers import Running, running
 
@@ -69,11 +70,14 @@ async def test_curl(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     tmp_path: Path,
+    networking: SocketBackend,
 ) -> None:
     body_file = tmp_path / "body"
     body = bytes(range(256)) * 4096  # 1 MiB
     body_file.write_bytes(body)
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         base = [*_curl_base(served, client_tls_config), flag]
         origin = (
             f"https://localhost:{served.https_port}"
@@ -113,10 +117,16 @@ async def test_curl(
 
 
 async def test_curl_rejects_big_headers_with_431(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     async with running(
-        app, server_tls_config, client_tls_config, max_header_size=2048
+        app,
+        server_tls_config,
+        client_tls_config,
+        max_header_size=2048,
+        networking=networking,
     ) as served:
         code = await _run(
             *_curl_base(served, client_tls_config),
@@ -138,10 +148,13 @@ async def test_nghttp(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     tmp_path: Path,
+    networking: SocketBackend,
 ) -> None:
     upload = tmp_path / "upload"
     upload.write_bytes(b"n" * 200_000)
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         origin = (
             f"https://127.0.0.1:{served.https_port}"
             if tls
@@ -161,9 +174,13 @@ async def test_nghttp(
 
 @pytest.mark.slow
 async def test_h2load_100000_requests(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         output = await _run(
             _tool("h2load"),
             "--requests",
@@ -180,9 +197,13 @@ async def test_h2load_100000_requests(
 
 
 async def test_h2load_over_tls_and_http1(
-    server_tls_config: ServerTLSConfig, client_tls_config: ClientTLSConfig
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         h2load = _tool("h2load")
         tls = await _run(
             h2load,
@@ -214,10 +235,13 @@ async def test_gtlsclient_http3(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     tmp_path: Path,
+    networking: SocketBackend,
 ) -> None:
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    async with running(app, server_tls_config, client_tls_config) as served:
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as served:
         port = str(served.https_port)
         await _run(
             _tool("gtlsclient"),

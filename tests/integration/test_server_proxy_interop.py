@@ -22,6 +22,7 @@ import pytest
 
 from hcore import ClientTLSConfig, ServerTLSConfig
 from hcore_io.server import ProxyServer
+from tests.hcore_io.conftest import SocketBackend
 from tests.hcore_io.server_apps import app
 from tests.hcore_io.server_helpers import running
 
@@ -68,10 +69,17 @@ async def test_curl_through_the_proxy(
     proxy_tls: bool,
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
+    networking: SocketBackend,
 ) -> None:
     assert client_tls_config.cafile is not None
-    async with running(app, server_tls_config, client_tls_config) as upstream:
-        proxy = ProxyServer(tls_config=server_tls_config)
+    async with running(
+        app, server_tls_config, client_tls_config, networking=networking
+    ) as upstream:
+        proxy = ProxyServer(
+            tls_config=server_tls_config,
+            networking=networking,
+            client_networking=networking,
+        )
         async with anyio.create_task_group() as group:
             http, https = await group.start(
                 proxy.serve, ["http://127.0.0.1:0", "https://127.0.0.1:0"]
@@ -105,7 +113,7 @@ async def test_curl_through_the_proxy(
             await proxy.shutdown(timeout=2)
 
 
-def test_proxy_command(tmp_path: Path) -> None:
+def test_proxy_command(tmp_path: Path, networking_backend: str) -> None:
     upstream = subprocess.Popen(
         [
             sys.executable,
@@ -114,6 +122,8 @@ def test_proxy_command(tmp_path: Path) -> None:
             "server",
             "tests.hcore_io.server_apps:app",
             "http://127.0.0.1:0",
+            "--networking",
+            networking_backend,
         ],
         cwd=ROOT,
         stderr=subprocess.PIPE,
@@ -127,6 +137,8 @@ def test_proxy_command(tmp_path: Path) -> None:
             "from hcore_io.cli import main; raise SystemExit(main())",
             "proxy",
             "http://127.0.0.1:0",
+            "--networking",
+            networking_backend,
         ],
         cwd=ROOT,
         stderr=subprocess.PIPE,
