@@ -13,20 +13,35 @@ client runs on asyncio in this process, one after the other:
   over HTTP/1.1 (plain TCP) and HTTP/2 (TLS, ALPN); aiohttp has no HTTP/2;
 - MB/s of one large download over HTTP/1.1 and HTTP/2, body read in pieces.
 
-Each figure is the best of ``--repeat`` runs; the ratios are hcore's figure
-over the other client's (above 1: hcore is faster).
+hcore's client runs twice, on each socket backend: ``hcore`` on
+:class:`~hcore_io.networking.SystemNetworking` (AnyIO's sockets) and
+``hcore-epoll`` on :class:`~hcore_io.networking.EpollNetworking`.  The
+downloads also have a ``raw`` reader: a plain non-blocking socket on the
+same event loop that sends the request and counts the response's bytes
+(an ``asyncio.BufferedProtocol`` filled in place, 256 KiB at a time; over
+TLS, ``ssl.SSLObject`` with memory buffers and HTTP/1.1, since a raw reader
+has no HTTP/2), which is
+what issue 11's "0.8x a raw socket" target compares with.
+
+Each figure is the best of ``--repeat`` runs (``--download-repeat`` for
+downloads), taken round-robin over the clients; the ratios are hcore's figure
+over the other client's (above 1: hcore is faster).  On a small shared
+machine the absolute figures move by tens of percent from run to run; the
+ratios of one run are what to compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import ssl
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import trustme
 
@@ -35,9 +50,14 @@ sys.path.insert(0, str(ROOT))
 
 from hcore import ClientTLSConfig  # noqa: E402
 from hcore_io.client import Client, ConnectionPool  # noqa: E402
+from hcore_io.networking import EpollNetworking, SystemNetworking  # noqa: E402
 from tests.integration.client_peers import Nginx, run_nginx  # noqa: E402
 
 Job = Callable[[str], Awaitable[int]]
+# Bytes a raw reader asks for at once.
+_RAW_READ = 256 << 10
+# What the raw reader subtracts for nginx's response head.
+_HEAD_ALLOWANCE = 300
 
 
 async def _requests(
@@ -68,6 +88,7 @@ class _Hcore:
     def __init__(self, ca: str, http2: bool) -> None:
         versions = ("1.1", "2") if http2 else ("1.1",)
         pool = ConnectionPool(
+            self._networking(),
             tls_config=ClientTLSConfig(cafile=ca),
             http_versions=versions,
             max_requests_per_connection=1_000_000,
@@ -86,6 +107,134 @@ class _Hcore:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    @staticmethod
+    def _networking() -> SystemNetworking | EpollNetworking:
+        return SystemNetworking()
+
+
+class _HcoreEpoll(_Hcore):
+    name = "hcore-epoll"
+
+    @staticmethod
+    def _networking() -> SystemNetworking | EpollNetworking:
+        return EpollNetworking()
+
+
+class _Raw:
+    """A plain socket: the request written, the response's bytes counted."""
+
+    name = "raw"
+
+    def __init__(self, ca: str, http2: bool) -> None:
+        self._context = ssl.create_default_context(cafile=ca) if http2 else None
+
+    async def fetch(self, url: str) -> int:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 80
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        request = (
+            f"GET {parts.path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        total = 0
+        try:
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            if self._context is None:
+                total = await self._fetch_plain(loop, sock, request)
+            else:
+                total = await self._fetch_tls(loop, sock, host, request)
+        finally:
+            sock.close()
+        return _body_size(total, url)
+
+    @staticmethod
+    async def _fetch_plain(
+        loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes
+    ) -> int:
+        # asyncio's fastest reading path: a buffered protocol, filled in place.
+        transport, counter = await loop.create_connection(_Counter, sock=sock)
+        transport.write(request)
+        return await counter.done
+
+    async def _fetch_tls(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        host: str,
+        request: bytes,
+    ) -> int:
+        assert self._context is not None
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self._context.wrap_bio(incoming, outgoing, server_hostname=host)
+        total = 0
+
+        async def pump() -> bool:
+            if outgoing.pending:
+                await loop.sock_sendall(sock, outgoing.read())
+            data = await loop.sock_recv(sock, _RAW_READ)
+            if not data:
+                incoming.write_eof()
+                return False
+            incoming.write(data)
+            return True
+
+        # Bounded by the handshake's flights.
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if not await pump():
+                    raise ConnectionError("closed during the handshake") from None
+        tls.write(request)
+        await loop.sock_sendall(sock, outgoing.read())
+        # Bounded by the response (the server closes at its end).
+        while True:
+            try:
+                n = len(tls.read(_RAW_READ))
+            except ssl.SSLWantReadError:
+                if not await pump():
+                    break
+                continue
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+            if not n:
+                break
+            total += n
+        return total
+
+    async def aclose(self) -> None:
+        pass
+
+
+class _Counter(asyncio.BufferedProtocol):
+    """Counts the bytes of a connection until the peer closes it."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray(_RAW_READ)
+        self._total = 0
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._total += nbytes
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(self._total)
+
+
+def _body_size(total: int, url: str) -> int:
+    """The body's size: what was read, less a response head (a few hundred bytes)."""
+    del url
+    return total - min(total, _HEAD_ALLOWANCE)
 
 
 class _Httpx:
@@ -150,14 +299,18 @@ async def _bench(nginx: Nginx, ca: str, args: argparse.Namespace) -> None:
         ("HTTP/2 sequential", http2, True, 1),
         ("HTTP/2 16 tasks", http2, True, 16),
     ]
-    print(f"{'scenario':24} {'client':8} {'req/s':>9}")
+    print(f"{'scenario':24} {'client':11} {'req/s':>9}")
     for title, base, is_h2, tasks in scenarios:
-        results: dict[str, float] = {}
-        for kind in (_Hcore, _Httpx, _Aiohttp):
-            if is_h2 and kind is _Aiohttp:
-                continue
-            best = 0.0
-            for _ in range(args.repeat):
+        clients = [
+            k
+            for k in (_Hcore, _HcoreEpoll, _Httpx, _Aiohttp)
+            if not is_h2 or k is not _Aiohttp
+        ]
+        results: dict[str, float] = {kind.name: 0.0 for kind in clients}
+        # Round-robin: each repeat runs every client once, so that the
+        # machine's ups and downs fall on all of them alike.
+        for _ in range(args.repeat):
+            for kind in clients:
                 client = kind(ca, is_h2)
                 try:
                     await client.get(f"{base}/kib.bin")  # warm up the connection
@@ -166,35 +319,44 @@ async def _bench(nginx: Nginx, ca: str, args: argparse.Namespace) -> None:
                     )
                 finally:
                     await client.aclose()
-                best = max(best, rate)
-            results[kind.name] = best
-            print(f"{title:24} {kind.name:8} {best:9.0f}")
+                results[kind.name] = max(results[kind.name], rate)
+        for name, best in results.items():
+            print(f"{title:24} {name:11} {best:9.0f}")
         _ratios(title, results)
     name = "huge.bin"
-    print(f"\n{'download':24} {'client':8} {'MB/s':>9}")
-    for title, base, is_h2 in (("HTTP/1.1", http1, False), ("HTTP/2", http2, True)):
-        results = {}
-        for kind in (_Hcore, _Httpx, _Aiohttp):
-            if is_h2 and kind is _Aiohttp:
-                continue
-            client = kind(ca, is_h2)
-            try:
-                rate = await _download(client.fetch, f"{base}/{name}")
-            finally:
-                await client.aclose()
-            results[kind.name] = rate
-            print(f"{title:24} {kind.name:8} {rate:9.1f}")
+    print(f"\n{'download':24} {'client':11} {'MB/s':>9}")
+    downloads = (("HTTP/1.1", http1, False), ("HTTP/2 (TLS)", http2, True))
+    for title, base, is_h2 in downloads:
+        kinds: tuple[type[_Hcore | _Raw | _Httpx | _Aiohttp], ...] = (
+            _Raw,
+            _Hcore,
+            _HcoreEpoll,
+            _Httpx,
+            _Aiohttp,
+        )
+        readers = [k for k in kinds if not is_h2 or k is not _Aiohttp]
+        results = {reader.name: 0.0 for reader in readers}
+        for _ in range(args.download_repeat):
+            for reader in readers:
+                fetcher = reader(ca, is_h2)
+                try:
+                    rate = await _download(fetcher.fetch, f"{base}/{name}")
+                finally:
+                    await fetcher.aclose()
+                results[reader.name] = max(results[reader.name], rate)
+        for reader_name, best in results.items():
+            print(f"{title:24} {reader_name:11} {best:9.1f}")
         _ratios(title, results)
 
 
 def _ratios(title: str, results: dict[str, float]) -> None:
-    ours = results["hcore"]
-    ratios = ", ".join(
-        f"hcore/{name} = {ours / value:.2f}"
-        for name, value in results.items()
-        if name != "hcore"
-    )
-    print(f"{'':24} {ratios}")
+    for ours in ("hcore", "hcore-epoll"):
+        ratios = ", ".join(
+            f"{ours}/{name} = {results[ours] / value:.2f}"
+            for name, value in results.items()
+            if not name.startswith("hcore")
+        )
+        print(f"{'':24} {ratios}")
 
 
 def main() -> None:
@@ -202,14 +364,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--download-size", type=int, default=1 << 30)
+    parser.add_argument("--download-repeat", type=int, default=3)
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="800 requests, 1 repeat, 256 MiB download",
+        help="800 requests, 1 repeat each, 256 MiB download",
     )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.repeat, args.download_size = 800, 1, 256 << 20
+        args.download_repeat = 1
     with tempfile.TemporaryDirectory() as tmp:
         ca = trustme.CA()
         ca_path = Path(tmp) / "ca.pem"

@@ -1,18 +1,28 @@
 """Benchmark: EpollNetworking against SystemNetworking (AnyIO's sockets).
 
 Each configuration (event loop x backend x server) runs in a server process
-of its own; this process loads them in turn, interleaving the runs so that
-noise from other work on the machine spreads evenly:
+of its own, pinned to CPU 0 while the load runs on CPU 1 (``taskset``);
+this process loads them in turn, interleaving the runs so that noise from
+other work on the machine spreads evenly:
 
-- ``h1``: ``h2load --h1`` requests for a small response (requests/s);
-- ``h2``: ``h2load`` over HTTP/2 with prior knowledge (``hcore`` server only);
+- ``wrk``: ``wrk -t1 -c32 -d5s`` for a small response (requests/s);
+- ``h1``: ``h2load --h1 -c50`` for a small response (requests/s);
+- ``h2``: ``h2load -c8 -m16`` over HTTP/2 with prior knowledge (``hcore``
+  server only; requests/s);
 - ``download``: a 1 GiB response body read by a plain blocking socket (MB/s);
 - ``upload``: a 1 GiB request body sent by a plain blocking socket (MB/s).
 
+h2load gets a request count (``-n``) that takes about ``--duration``
+seconds, set from a short warm-up run (``-D`` never reconnects, so it could
+hide a server that closes connections); every request must succeed, and
+wrk must see no socket error and no non-2xx answer.
+
 Servers: ``raw`` answers directly on the networking backend's ByteStream (a
 few lines of request parsing, so the figures are the backend's); ``hcore``
-serves through :class:`hcore_io.connections.HTTPOverTCPListener` with the
-HTTP/1.1 and HTTP/2 protocols (figures include the protocol stacks).
+is our plain listener, :class:`hcore_io.connections.HTTPOverTCPListener`
+with the HTTP/1.1 and HTTP/2 protocols and a tiny
+:class:`~hcore_io.connections.HTTPConnection` handler, no ASGI (figures
+include the protocol stacks).
 
 Run ``python bench/networking.py --help``; bench/README.md shows examples.
 """
@@ -20,6 +30,7 @@ Run ``python bench/networking.py --help``; bench/README.md shows examples.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -117,6 +128,7 @@ def _serve(loop: str, backend: str, server: str, transfer_size: int) -> None:
 
 
 async def _serve_hcore(networking: object, transfer_size: int) -> None:
+    from hcore import HCoreError
     from hcore.events import ConnectionTerminated, DataReceived, HeadersReceived
     from hcore.protocols.http1 import HTTP1ServerFactory
     from hcore.protocols.http2 import HTTP2ServerFactory
@@ -132,12 +144,17 @@ async def _serve_hcore(networking: object, transfer_size: int) -> None:
     headers = ((b":status", b"200"), (b"content-type", b"text/plain"))
 
     async def handler(connection: HTTPConnection) -> None:
+        # A client leaving mid-response (wrk and h2load do, when they stop)
+        # ends the connection quietly.
+        try:
+            await answer(connection)
+        except HCoreError:
+            return
+
+    async def answer(connection: HTTPConnection) -> None:
         # One event per round; ends with the connection.
         while True:
-            try:
-                event = await connection.receive_event()
-            except Exception:
-                return
+            event = await connection.receive_event()
             if isinstance(event, ConnectionTerminated):
                 return
             if isinstance(event, HeadersReceived) and event.end_stream:
@@ -192,13 +209,15 @@ class Server:
         return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
 
 
-def _start(
-    loop: str, backend: str, kind: str, transfer_size: int, profile: Path | None
-) -> Server:
+def _pinned(cpu: int | None, command: list[str]) -> list[str]:
+    return command if cpu is None else ["taskset", "-c", str(cpu), *command]
+
+
+def _start(args: argparse.Namespace, loop: str, backend: str, kind: str) -> Server:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    if profile is not None:
-        profile.mkdir(parents=True, exist_ok=True)
-        env["HCORE_BENCH_PROFILE"] = str(profile)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        env["HCORE_BENCH_PROFILE"] = str(args.profile)
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -206,36 +225,83 @@ def _start(
         loop,
         backend,
         kind,
-        str(transfer_size),
+        str(args.size),
     ]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT
+        _pinned(args.server_cpu, command),
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("READY "):
         process.kill()
         raise RuntimeError(f"{kind}/{loop}/{backend} server did not start")
+    # taskset execs the server: the pid is the server's.
     return Server(loop, backend, kind, process, int(line.split()[1]))
 
 
-def _h2load(server: Server, http1: bool, requests: int, clients: int) -> float:
-    command = ["h2load", "-n", str(requests), "-c", str(clients), "-t", "1"]
+def _h2load_once(
+    server: Server, args: argparse.Namespace, http1: bool, requests: int
+) -> float:
+    command = ["h2load", "-n", str(requests), "-t", "1"]
     if http1:
-        command.append("--h1")
+        command += ["--h1", "-c", str(args.clients)]
     else:
-        command += ["-m", "10"]
+        command += ["-c", str(args.h2_clients), "-m", str(args.h2_streams)]
     command.append(f"http://127.0.0.1:{server.port}/")
     output = subprocess.run(
-        command, capture_output=True, text=True, check=True, timeout=600
+        _pinned(args.load_cpu, command),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     ).stdout
     done = re.search(
-        r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", output
+        r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", output
     )
     rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output)
-    if done is None or rate is None or int(done.group(2)) != requests:
+    if done is None or rate is None or int(done.group(1)) != requests:
         raise RuntimeError(f"h2load failed against {server.name}:\n{output}")
     return float(rate.group(1))
+
+
+def _h2load(
+    server: Server, args: argparse.Namespace, http1: bool
+) -> tuple[float, float]:
+    """(requests/s, requests) of a run of ``--requests`` or ~``--duration`` s."""
+    count = args.requests
+    if not count:
+        warm = 2000
+        rate = _h2load_once(server, args, http1, warm)
+        count = max(warm, int(round(rate * args.duration, -3)))
+    return _h2load_once(server, args, http1, count), count
+
+
+def _wrk(server: Server, args: argparse.Namespace) -> tuple[float, float]:
+    """(requests/s, requests) of ``wrk -t1 -cN -dS``."""
+    seconds = max(1, round(args.duration))
+    command = ["wrk", "-t1", f"-c{args.wrk_connections}", f"-d{seconds}s"]
+    command.append(f"http://127.0.0.1:{server.port}/")
+    output = subprocess.run(
+        _pinned(args.load_cpu, command),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    count = re.search(r"(\d+) requests in", output)
+    if (
+        rate is None
+        or count is None
+        or "Socket errors" in output
+        or "Non-2xx" in output
+    ):
+        raise RuntimeError(f"wrk failed against {server.name}:\n{output}")
+    return float(rate.group(1)), float(count.group(1))
 
 
 def _read_head(sock: socket.socket) -> bytes:
@@ -280,44 +346,61 @@ def _upload(server: Server, size: int) -> float:
     return size / elapsed / 1e6
 
 
-def _tests(
-    args: argparse.Namespace, server: Server
-) -> list[tuple[str, str, float, Callable[[], float]]]:
-    """(test, CPU unit, work in that unit, measure) for the server's kind."""
+#: (test, CPU unit, measure returning (figure, work in millions of requests
+#: or in GiB)).
+Test = tuple[str, str, Callable[[], tuple[float, float]]]
+
+
+def _tests(args: argparse.Namespace, server: Server) -> list[Test]:
+    """The tests of ``--tests`` that apply to the server's kind."""
     wanted = set(args.tests.split(","))
     gib = args.size / (1 << 30)
-    tests: list[tuple[str, str, float, Callable[[], float]]] = []
+
+    def per_million(
+        measure: Callable[[], tuple[float, float]],
+    ) -> Callable[[], tuple[float, float]]:
+        def run() -> tuple[float, float]:
+            rate, requests = measure()
+            return rate, requests / 1e6
+
+        return run
+
+    tests: list[Test] = []
+    if "wrk" in wanted:
+        tests.append(("wrk req/s", "us/req", per_million(lambda: _wrk(server, args))))
     if "h1" in wanted:
         tests.append(
-            (
-                "h1 req/s",
-                "us/req",
-                args.requests / 1e6,
-                lambda: _h2load(server, True, args.requests, args.clients),
-            )
+            ("h1 req/s", "us/req", per_million(lambda: _h2load(server, args, True)))
         )
     if "h2" in wanted and server.kind == "hcore":
         tests.append(
-            (
-                "h2 req/s",
-                "us/req",
-                args.requests / 1e6,
-                lambda: _h2load(server, False, args.requests, args.clients),
-            )
+            ("h2 req/s", "us/req", per_million(lambda: _h2load(server, args, False)))
         )
-    if "download" in wanted and (server.kind == "raw" or args.hcore_transfers):
+    if "download" in wanted:
         tests.append(
-            ("download MB/s", "s/GiB", gib, lambda: _download(server, args.size))
+            ("download MB/s", "s/GiB", lambda: (_download(server, args.size), gib))
         )
-    if "upload" in wanted and server.kind == "raw":
-        tests.append(("upload MB/s", "s/GiB", gib, lambda: _upload(server, args.size)))
+    if "upload" in wanted:
+        tests.append(
+            ("upload MB/s", "s/GiB", lambda: (_upload(server, args.size), gib))
+        )
     return tests
+
+
+def _cell(values: list[float] | None) -> str:
+    if not values:
+        return "—"
+    median = statistics.median(values)
+    digits = 0 if median >= 100 else 2
+    return f"{median:,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
 
 
 def _report(servers: Sequence[Server]) -> dict[str, object]:
     rows: dict[str, object] = {}
-    print()
-    print(f"{'test':<18} {'server/loop':<14} {'system':>10} {'epoll':>10} {'ratio':>7}")
+    lines = [
+        "| test | server/loop | AnyIO (system) | epoll | epoll / AnyIO |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     by_key = {(s.kind, s.loop, s.backend): s for s in servers}
     for kind, loop in sorted({(s.kind, s.loop) for s in servers}):
         system = by_key.get((kind, loop, "system"))
@@ -325,38 +408,75 @@ def _report(servers: Sequence[Server]) -> dict[str, object]:
         either = system or epoll
         assert either is not None  # the pair was made from these servers
         for test in either.results:
-            a = statistics.median(system.results[test]) if system else float("nan")
-            b = statistics.median(epoll.results[test]) if epoll else float("nan")
-            ratio = b / a if system and epoll else float("nan")
-            print(
-                f"{test:<18} {kind + '/' + loop:<14} "
-                f"{a:>10.2f} {b:>10.2f} {ratio:>7.2f}"
+            a = system.results[test] if system else []
+            b = epoll.results[test] if epoll else []
+            ratio = statistics.median(b) / statistics.median(a) if a and b else None
+            lines.append(
+                f"| {test} | {kind}/{loop} | {_cell(a)} | {_cell(b)} | "
+                + (f"{ratio:.2f}" if ratio is not None else "—")
+                + " |"
             )
             rows[f"{test} {kind}/{loop}"] = {
-                "system": a,
-                "epoll": b,
-                "ratio": ratio,
-                "runs": {
-                    "system": system.results[test] if system else [],
-                    "epoll": epoll.results[test] if epoll else [],
+                "system": {
+                    "median": statistics.median(a) if a else None,
+                    "min": min(a, default=None),
+                    "max": max(a, default=None),
+                    "runs": a,
                 },
+                "epoll": {
+                    "median": statistics.median(b) if b else None,
+                    "min": min(b, default=None),
+                    "max": max(b, default=None),
+                    "runs": b,
+                },
+                "ratio": ratio,
             }
+    print("\nMedian of the runs (min-max); CPU rows are the server's CPU time\n")
+    print("\n".join(lines))
     return rows
+
+
+def _machine() -> dict[str, object]:
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    now = datetime.datetime.now(datetime.UTC)
+    return {
+        "date": now.isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": sys.version.split()[0],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per test (median)")
-    parser.add_argument("--requests", type=int, default=50_000, help="h2load -n")
-    parser.add_argument("--clients", type=int, default=50, help="h2load -c")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds per wrk/h2load run"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=0, help="h2load -n (default: ~--duration)"
+    )
+    parser.add_argument("--clients", type=int, default=50, help="h2load --h1 -c")
+    parser.add_argument("--h2-clients", type=int, default=8, help="h2load -c (h2)")
+    parser.add_argument("--h2-streams", type=int, default=16, help="h2load -m (h2)")
+    parser.add_argument("--wrk-connections", type=int, default=32, help="wrk -c")
     parser.add_argument("--size", type=int, default=1 << 30, help="transfer bytes")
     parser.add_argument("--loops", default="asyncio,trio")
     parser.add_argument("--backends", default="system,epoll")
-    parser.add_argument("--servers", default="raw", help="raw and/or hcore")
+    parser.add_argument("--servers", default="raw,hcore", help="raw and/or hcore")
+    parser.add_argument("--server-cpu", type=int, default=0, help="taskset CPU")
+    parser.add_argument("--load-cpu", type=int, default=1, help="taskset CPU")
+    parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument(
-        "--hcore-transfers", action="store_true", help="1 GiB download via hcore too"
+        "--json",
+        type=Path,
+        default=ROOT / "bench" / "results" / "networking.json",
+        help="where to write the results (default: %(default)s)",
     )
-    parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -364,15 +484,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tests",
-        default="h1,h2,download,upload",
-        help="which of h1, h2, download, upload to run",
+        default="wrk,h2,download,upload",
+        help="which of wrk, h1, h2, download, upload to run",
     )
     args = parser.parse_args(argv)
-    if shutil.which("h2load") is None:
-        parser.error("h2load is needed (Debian: apt-get install nghttp2-client)")
+    for tool in ("wrk", "h2load", "taskset"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is missing: run bench/setup")
+    if args.no_pin:
+        args.server_cpu = args.load_cpu = None
+    elif hasattr(os, "sched_setaffinity"):
+        # The download and upload clients run in this process.
+        os.sched_setaffinity(0, {args.load_cpu})
     args.size -= args.size % CHUNK
     servers = [
-        _start(loop, backend, kind, args.size, args.profile)
+        _start(args, loop, backend, kind)
         for kind in args.servers.split(",")
         for loop in args.loops.split(",")
         for backend in args.backends.split(",")
@@ -380,9 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for run in range(1, args.runs + 1):
             for server in servers:
-                for test, unit, work, measure in _tests(args, server):
+                for test, unit, measure in _tests(args, server):
                     cpu = server.cpu_seconds()
-                    value = measure()
+                    value, work = measure()
                     cpu = (server.cpu_seconds() - cpu) / work
                     server.results.setdefault(test, []).append(value)
                     cpu_test = f"{test.split()[0]} CPU {unit}"
@@ -397,8 +523,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.process.send_signal(signal.SIGTERM)
             server.process.wait(timeout=60)
     rows = _report(servers)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+    document = {"machine": _machine(), "options": vars(args), "results": rows}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(document, indent=2, default=str))
+    print(f"\nwrote {args.json}")
     return 0
 
 
