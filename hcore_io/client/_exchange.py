@@ -191,7 +191,17 @@ async def _start_watched(
     limit = pool.quic_connect_timeout if entry.via_alt_svc else request.timeouts.connect
     if entry.received.is_set() or limit is None:
         return await _start(entry, pool, request)
-    result: list[tuple[HTTPStream, HeadersReceived]] = []
+    return await run_watched(entry, limit, lambda: _start(entry, pool, request))
+
+
+async def run_watched(
+    entry: PoolEntry, limit: float, start: Callable[[], Awaitable[_T]]
+) -> _T:
+    """Run ``start``; give up if the new QUIC connection stays silent.
+
+    :raises QUICUnconfirmed: nothing came from the server within ``limit``.
+    """
+    result: list[_T] = []
     silent = False
 
     async def watch() -> None:
@@ -200,9 +210,7 @@ async def _start_watched(
             await entry.received.wait()
             return
         silent = True
-        # Closing the connection ends the exchange's waits at once (a
-        # cancelled stream would first try, for a while, to send its reset
-        # over a connection that cannot send it).
+        # Closing the connection ends the start function's waits at once.
         connection = entry.connection
         assert connection is not None
         await connection.aclose()
@@ -212,8 +220,8 @@ async def _start_watched(
         async with anyio.create_task_group() as group:
             group.start_soon(watch)
             try:
-                result.append(await _start(entry, pool, request))
-            except (Refused, ConnectionClosed, ReadError):
+                result.append(await start())
+            except HCoreError:
                 if not silent:
                     raise
             group.cancel_scope.cancel()
@@ -222,7 +230,7 @@ async def _start_watched(
             raise
         error = group_error.exceptions[0]
     if error is not None:
-        # The task group wrapped the exchange's own error: raise it as it is.
+        # The task group wrapped start's own error: raise it as it is.
         raise error
     if silent or not result:
         raise QUICUnconfirmed(

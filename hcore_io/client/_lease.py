@@ -35,7 +35,7 @@ from hcore_io._exceptions import (
     WriteError,
 )
 from hcore_io.client._entry import PoolEntry
-from hcore_io.client._exchange import QUICUnconfirmed
+from hcore_io.client._exchange import QUICUnconfirmed, run_watched
 from hcore_io.client._models import Origin, Timeouts
 from hcore_io.connections import HTTPConnection
 
@@ -137,52 +137,6 @@ class PooledConnection:
                 except HCoreError:
                     break
         return received.is_set()
-
-
-async def run_watched(
-    entry: PoolEntry, limit: float, start: Callable[[], Awaitable[T]]
-) -> T:
-    """Run ``start``; give up if the new QUIC connection stays silent.
-
-    :raises QUICUnconfirmed: nothing came from the server within ``limit``.
-    """
-    result: list[T] = []
-    silent = False
-
-    async def watch() -> None:
-        nonlocal silent
-        with anyio.move_on_after(limit):
-            await entry.received.wait()
-            return
-        silent = True
-        # Closing the connection ends the start function's waits at once.
-        connection = entry.connection
-        assert connection is not None
-        await connection.aclose()
-
-    error: BaseException | None = None
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(watch)
-            try:
-                result.append(await start())
-            except HCoreError:
-                if not silent:
-                    raise
-            group.cancel_scope.cancel()
-    except BaseExceptionGroup as group_error:
-        if len(group_error.exceptions) != 1:
-            raise
-        error = group_error.exceptions[0]
-    if error is not None:
-        # The task group wrapped start's own error: raise it as it is.
-        raise error
-    if silent or not result:
-        raise QUICUnconfirmed(
-            f"HTTP/3 server {entry.origin} did not answer within {limit} s",
-            via_alt_svc=entry.via_alt_svc,
-        )
-    return result[0]
 
 
 async def start_lease(

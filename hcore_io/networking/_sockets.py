@@ -68,7 +68,7 @@ class SocketNetworking(ClientNetworking, ServerNetworking):
     :param reuse_port: bind listening sockets (TCP and QUIC) with
         ``SO_REUSEPORT``, so that several processes can listen on the same
         port and the kernel spreads connections between them.
-    :raises NotImplementedError: ``reuse_port`` on a system without
+    :raises ValueError: ``reuse_port`` on a system without
         ``SO_REUSEPORT``.
     """
 
@@ -80,7 +80,7 @@ class SocketNetworking(ClientNetworking, ServerNetworking):
         reuse_port: bool = False,
     ) -> None:
         if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
-            raise NotImplementedError("this system has no SO_REUSEPORT")
+            raise ValueError("reuse_port needs SO_REUSEPORT, which this system lacks")
         self.tls_handshake_timeout = tls_handshake_timeout
         self.quic_queue_size = quic_queue_size
         self.reuse_port = reuse_port

@@ -46,7 +46,7 @@ class SystemNetworking(SocketNetworking):
         listener before more are dropped.
     :param reuse_port: bind listening sockets with ``SO_REUSEPORT``, so that
         several processes can listen on the same port.
-    :raises NotImplementedError: ``reuse_port`` on a system without
+    :raises ValueError: ``reuse_port`` on a system without
         ``SO_REUSEPORT``.
     """
 
