@@ -73,8 +73,12 @@ class EpollUDPSocket(BatchDatagramStream):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
+                # A queued ICMP error (ECONNREFUSED after a datagram to a
+                # closed port) is reported once and consumed; datagrams
+                # queued behind it must still be read now, as no new edge
+                # may come for them.
                 _logger.debug("UDP receive error ignored: %s", exc)
-                return
+                continue
             inbox.append(Datagram(bytes(buffer[:count]), normalize_address(address)))
 
     async def _fill(self) -> None:

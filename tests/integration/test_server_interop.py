@@ -177,19 +177,7 @@ async def test_h2load_100000_requests(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     networking: SocketBackend,
-    anyio_backend: str,
-    networking_backend: str,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if (anyio_backend, networking_backend) == ("trio", "epoll"):
-        # A known bug, open in issue 5: in the full suite under coverage on
-        # two workers, one of h2load's ten connections stalls on Trio with
-        # epoll and nine are still busy at shutdown (twice in two runs);
-        # alone, even beside CPU hogs, it passes.  Shown in the report as
-        # xfailed (or xpassed) until it is found.
-        request.applymarker(
-            pytest.mark.xfail(reason="issue 5: stall on trio+epoll under load")
-        )
     async with running(
         app, server_tls_config, client_tls_config, networking=networking
     ) as served:
