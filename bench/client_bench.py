@@ -13,9 +13,14 @@ client runs on asyncio in this process, one after the other:
   over HTTP/1.1 (plain TCP) and HTTP/2 (TLS, ALPN); aiohttp has no HTTP/2;
 - MB/s of one large download over HTTP/1.1 and HTTP/2, body read in pieces.
 
-hcore's client runs twice, on each socket backend: ``hcore`` on
+hcore's client runs on each socket backend: ``hcore`` on
 :class:`~hcore_io.networking.SystemNetworking` (AnyIO's sockets) and
-``hcore-epoll`` on :class:`~hcore_io.networking.EpollNetworking`.  The
+``hcore-epoll`` on :class:`~hcore_io.networking.EpollNetworking`, both with
+the default (h11) HTTP/1.1 implementation, and ``hcore-httptools`` on
+``EpollNetworking`` with ``http1_implementation="httptools"`` (HTTP/1.1
+scenarios only: over TLS ALPN picks HTTP/2).  Every client may open 10
+connections (aiohttp's ``limit``, httpx's ``max_connections``; hcore's
+``max_connections`` and ``max_connections_per_host``).  The
 downloads also have a ``raw`` reader: a plain non-blocking socket on the
 same event loop that sends the request and counts the response's bytes
 (an ``asyncio.BufferedProtocol`` filled in place, 256 KiB at a time; over
@@ -25,9 +30,18 @@ what issue 11's "0.8x a raw socket" target compares with.
 
 Each figure is the best of ``--repeat`` runs (``--download-repeat`` for
 downloads), taken round-robin over the clients; the ratios are hcore's figure
-over the other client's (above 1: hcore is faster).  On a small shared
-machine the absolute figures move by tens of percent from run to run; the
-ratios of one run are what to compare.
+over the other client's (above 1: hcore is faster).  Beside each figure is
+the client's CPU time (``time.process_time``, this process only: nginx runs
+in its own) per request, or per MB, in the same best run; on a small shared
+machine that moves much less than the absolute figures, which move by tens
+of percent from run to run; the ratios of one run are what to compare.
+
+``--scenarios`` and ``--clients`` pick a subset (substrings of the names);
+``--profile CLIENT`` runs ``--requests`` sequential HTTP/1.1 requests (or,
+with ``--profile-download``, the download; ``--profile-http2``: over
+HTTP/2 and TLS) of one client under cProfile (``--profiler pyinstrument``:
+pyinstrument's sampler) and prints the top entries by own time and by
+cumulative time.
 """
 
 from __future__ import annotations
@@ -60,30 +74,50 @@ _RAW_READ = 256 << 10
 _HEAD_ALLOWANCE = 300
 
 
+class _Result:
+    """The best rate of a client's runs, and its CPU time in that run."""
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+        self.cpu = 0.0
+
+    def add(self, rate: float, cpu: float) -> None:
+        if rate > self.rate:
+            self.rate, self.cpu = rate, cpu
+
+
 async def _requests(
     get: Callable[[str], Awaitable[int]], url: str, total: int, tasks: int
-) -> float:
-    """Requests per second of ``total`` GETs spread over ``tasks`` tasks."""
+) -> tuple[float, float]:
+    """Requests per second of ``total`` GETs over ``tasks`` tasks, and CPU µs each."""
     per_task = total // tasks
 
     async def worker() -> None:
         for _ in range(per_task):
             assert await get(url) == 1024
 
+    cpu = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(tasks)))
-    return per_task * tasks / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    done = per_task * tasks
+    return done / elapsed, cpu / done * 1e6
 
 
-async def _download(fetch: Job, url: str) -> float:
-    """MB/s of one download."""
+async def _download(fetch: Job, url: str) -> tuple[float, float]:
+    """MB/s of one download, and CPU ms per MB."""
+    cpu = time.process_time()
     started = time.perf_counter()
     size = await fetch(url)
-    return size / (time.perf_counter() - started) / 1e6
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    return size / elapsed / 1e6, cpu / (size / 1e6) * 1e3
 
 
 class _Hcore:
     name = "hcore"
+    http1_implementation: str | None = None
 
     def __init__(self, ca: str, http2: bool) -> None:
         versions = ("1.1", "2") if http2 else ("1.1",)
@@ -91,7 +125,10 @@ class _Hcore:
             self._networking(),
             tls_config=ClientTLSConfig(cafile=ca),
             http_versions=versions,
+            max_connections=10,
+            max_connections_per_host=10,
             max_requests_per_connection=1_000_000,
+            http1_implementation=self.http1_implementation,
         )
         self._client = Client(pool=pool)
 
@@ -119,6 +156,11 @@ class _HcoreEpoll(_Hcore):
     @staticmethod
     def _networking() -> SystemNetworking | EpollNetworking:
         return EpollNetworking()
+
+
+class _HcoreHttptools(_HcoreEpoll):
+    name = "hcore-httptools"
+    http1_implementation = "httptools"
 
 
 class _Raw:
@@ -290,6 +332,37 @@ class _Aiohttp:
         await self._session.close()
 
 
+Kind = type[_Hcore | _Raw | _Httpx | _Aiohttp]
+_KINDS: tuple[Kind, ...] = (
+    _Raw,
+    _Hcore,
+    _HcoreEpoll,
+    _HcoreHttptools,
+    _Httpx,
+    _Aiohttp,
+)
+
+
+def _kinds(args: argparse.Namespace, is_h2: bool, raw: bool) -> list[Kind]:
+    """The clients of a scenario: those asked for that speak its version."""
+    chosen = []
+    for kind in _KINDS:
+        if kind is _Raw and not raw:
+            continue
+        if is_h2 and kind in (_Aiohttp, _HcoreHttptools):
+            continue
+        if args.clients and not any(c in kind.name for c in args.clients.split(",")):
+            continue
+        chosen.append(kind)
+    return chosen
+
+
+def _wanted(args: argparse.Namespace, title: str) -> bool:
+    return not args.scenarios or any(
+        part.lower() in title.lower() for part in args.scenarios.split(",")
+    )
+
+
 async def _bench(nginx: Nginx, ca: str, args: argparse.Namespace) -> None:
     http1 = f"http://127.0.0.1:{nginx.http_port}"
     http2 = f"https://localhost:{nginx.https_port}"
@@ -299,64 +372,111 @@ async def _bench(nginx: Nginx, ca: str, args: argparse.Namespace) -> None:
         ("HTTP/2 sequential", http2, True, 1),
         ("HTTP/2 16 tasks", http2, True, 16),
     ]
-    print(f"{'scenario':24} {'client':11} {'req/s':>9}")
+    print(f"{'scenario':24} {'client':15} {'req/s':>9} {'CPU us/req':>11}")
     for title, base, is_h2, tasks in scenarios:
-        clients = [
-            k
-            for k in (_Hcore, _HcoreEpoll, _Httpx, _Aiohttp)
-            if not is_h2 or k is not _Aiohttp
-        ]
-        results: dict[str, float] = {kind.name: 0.0 for kind in clients}
+        if not _wanted(args, title):
+            continue
+        clients = _kinds(args, is_h2, raw=False)
+        results = {kind.name: _Result() for kind in clients}
         # Round-robin: each repeat runs every client once, so that the
         # machine's ups and downs fall on all of them alike.
         for _ in range(args.repeat):
             for kind in clients:
                 client = kind(ca, is_h2)
+                assert not isinstance(client, _Raw)
                 try:
                     await client.get(f"{base}/kib.bin")  # warm up the connection
-                    rate = await _requests(
+                    rate, cpu = await _requests(
                         client.get, f"{base}/kib.bin", args.requests, tasks
                     )
                 finally:
                     await client.aclose()
-                results[kind.name] = max(results[kind.name], rate)
+                results[kind.name].add(rate, cpu)
         for name, best in results.items():
-            print(f"{title:24} {name:11} {best:9.0f}")
-        _ratios(title, results)
+            print(f"{title:24} {name:15} {best.rate:9.0f} {best.cpu:11.0f}")
+        _ratios(results)
     name = "huge.bin"
-    print(f"\n{'download':24} {'client':11} {'MB/s':>9}")
-    downloads = (("HTTP/1.1", http1, False), ("HTTP/2 (TLS)", http2, True))
+    print(f"\n{'download':24} {'client':15} {'MB/s':>9} {'CPU ms/MB':>11}")
+    downloads = (
+        ("HTTP/1.1 download", http1, False),
+        ("HTTP/2 (TLS) download", http2, True),
+    )
     for title, base, is_h2 in downloads:
-        kinds: tuple[type[_Hcore | _Raw | _Httpx | _Aiohttp], ...] = (
-            _Raw,
-            _Hcore,
-            _HcoreEpoll,
-            _Httpx,
-            _Aiohttp,
-        )
-        readers = [k for k in kinds if not is_h2 or k is not _Aiohttp]
-        results = {reader.name: 0.0 for reader in readers}
+        if not _wanted(args, title):
+            continue
+        readers = _kinds(args, is_h2, raw=True)
+        results = {reader.name: _Result() for reader in readers}
         for _ in range(args.download_repeat):
             for reader in readers:
                 fetcher = reader(ca, is_h2)
                 try:
-                    rate = await _download(fetcher.fetch, f"{base}/{name}")
+                    rate, cpu = await _download(fetcher.fetch, f"{base}/{name}")
                 finally:
                     await fetcher.aclose()
-                results[reader.name] = max(results[reader.name], rate)
+                results[reader.name].add(rate, cpu)
         for reader_name, best in results.items():
-            print(f"{title:24} {reader_name:11} {best:9.1f}")
-        _ratios(title, results)
+            print(f"{title:24} {reader_name:15} {best.rate:9.1f} {best.cpu:11.2f}")
+        _ratios(results)
 
 
-def _ratios(title: str, results: dict[str, float]) -> None:
-    for ours in ("hcore", "hcore-epoll"):
+def _ratios(results: dict[str, _Result]) -> None:
+    for ours in results:
+        if not ours.startswith("hcore"):
+            continue
         ratios = ", ".join(
-            f"{ours}/{name} = {results[ours] / value:.2f}"
+            f"{ours}/{name} = {results[ours].rate / value.rate:.2f}"
             for name, value in results.items()
-            if not name.startswith("hcore")
+            if not name.startswith("hcore") and value.rate
         )
-        print(f"{'':24} {ratios}")
+        if ratios:
+            print(f"{'':24} {ratios}")
+
+
+async def _profile(nginx: Nginx, ca: str, args: argparse.Namespace) -> None:
+    """Run one client's sequential requests (or download) under a profiler."""
+    import cProfile
+    import pstats
+
+    kind = next(k for k in _KINDS if k.name == args.profile)
+    client = kind(ca, args.profile_http2)
+    base = (
+        f"https://localhost:{nginx.https_port}"
+        if args.profile_http2
+        else f"http://127.0.0.1:{nginx.http_port}"
+    )
+    if args.profiler == "pyinstrument":
+        from pyinstrument import Profiler
+
+        sampler: Profiler | None = Profiler(interval=0.0002, async_mode="disabled")
+    else:
+        sampler = None
+    profiler = cProfile.Profile()
+    start, stop = (
+        (sampler.start, sampler.stop)
+        if sampler is not None
+        else (profiler.enable, profiler.disable)
+    )
+    try:
+        if args.profile_download:
+            start()
+            rate, cpu = await _download(client.fetch, f"{base}/huge.bin")
+            stop()
+            print(f"{kind.name}: {rate:.1f} MB/s, {cpu:.2f} CPU ms/MB (profiled)")
+        else:
+            assert not isinstance(client, _Raw)
+            await client.get(f"{base}/kib.bin")
+            start()
+            rate, cpu = await _requests(client.get, f"{base}/kib.bin", args.requests, 1)
+            stop()
+            print(f"{kind.name}: {rate:.0f} req/s, {cpu:.0f} CPU us/req (profiled)")
+    finally:
+        await client.aclose()
+    if sampler is not None:
+        print(sampler.output_text(unicode=False, show_all=False))
+        return
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(args.profile_top)
+    stats.sort_stats("cumulative").print_stats(args.profile_top)
 
 
 def main() -> None:
@@ -369,6 +489,21 @@ def main() -> None:
         "--quick",
         action="store_true",
         help="800 requests, 1 repeat each, 256 MiB download",
+    )
+    parser.add_argument(
+        "--scenarios", default="", help="comma-separated substrings of scenarios"
+    )
+    parser.add_argument(
+        "--clients", default="", help="comma-separated substrings of client names"
+    )
+    parser.add_argument("--profile", metavar="CLIENT", default="")
+    parser.add_argument("--profile-download", action="store_true")
+    parser.add_argument(
+        "--profile-http2", action="store_true", help="profile over HTTP/2 (TLS)"
+    )
+    parser.add_argument("--profile-top", type=int, default=30)
+    parser.add_argument(
+        "--profiler", choices=("cprofile", "pyinstrument"), default="cprofile"
     )
     args = parser.parse_args()
     if args.quick:
@@ -384,7 +519,8 @@ def main() -> None:
             # Sparse: creating it costs nothing.
             with open(nginx_dir / "www" / "huge.bin", "wb") as huge:
                 huge.truncate(args.download_size)
-            asyncio.run(_bench(nginx, str(ca_path), args))
+            run = _profile if args.profile else _bench
+            asyncio.run(run(nginx, str(ca_path), args))
 
 
 if __name__ == "__main__":

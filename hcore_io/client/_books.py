@@ -3,13 +3,22 @@
 Theory of operation
 -------------------
 The books (the entries, one per connection, and the counters) are changed
-only under one AnyIO lock, and nothing is awaited while it is held but the
-lock itself.  Network work (connecting, closing, requests) happens outside
-it, and every change a waiting task may care about (a connection freed,
-opened, failed or closed; a stream slot freed) sets the ``_changed`` event,
-which is then replaced.
+only by code that awaits nothing in between, so each change is atomic (the
+event loop runs one task at a time) and needs no lock: a lock held across no
+await is never contended, and taking it would only cost time on every
+request.  Network work (connecting, closing, requests) happens between such
+changes, and every change a waiting task may care about (a connection
+opened, failed or closed; a stream slot freed) wakes every waiting task
+(each waits on an event of its own, queued in ``_waiters``).  An HTTP/1.1
+connection given back idle is instead handed over to the first task
+waiting for its origin that may take it, if there is one, taken on its
+behalf as it would take it itself: waking them all would wake one to take
+it and the others to go back to sleep, a loop turn each for nothing on
+every request of a busy pool, and a task just done with a request could
+take it again first.  A task handed a connection that it cannot use any
+more (cancelled meanwhile) gives it back the same way.
 
-A request or a lease *acquires* an entry: under the lock it sweeps out idle
+A request or a lease *acquires* an entry: in one such step it sweeps out idle
 connections that expired (keep-alive timeout, ``Connection: close``,
 GOAWAY, request budget spent, or an HTTP/1.1 socket that became readable
 while idle: the server closed it), then takes
@@ -64,6 +73,20 @@ from hcore_io.connections import HTTPConnection, HTTPStream
 __all__ = ("PoolBooks",)
 
 
+class _Waiter:
+    """A task waiting for a connection of ``origin`` to become usable."""
+
+    __slots__ = ("avoid_quic", "entry", "event", "origin")
+
+    def __init__(self, origin: Origin, avoid_quic: bool) -> None:
+        self.origin = origin
+        #: Whether it takes TCP connections only.
+        self.avoid_quic = avoid_quic
+        self.event = anyio.Event()
+        #: An idle HTTP/1.1 connection handed over to it (already taken).
+        self.entry: PoolEntry | None = None
+
+
 class PoolBooks(metaclass=ABCMeta):
     """The entries of a pool and their accounting (see the module doc).
 
@@ -89,12 +112,8 @@ class PoolBooks(metaclass=ABCMeta):
         self._keep_alive = keep_alive_timeout
         self._max_requests = max_requests_per_connection
         self._alt_svc = alt_svc
-        # Never held across an await but its own: taking it free need not
-        # yield (fast_acquire), which saves a loop turn per take.
-        self._lock = anyio.Lock(fast_acquire=True)
-        self._changed = anyio.Event()
-        # Tasks waiting on _changed (a fresh event is made only for them).
-        self._waiting = 0
+        # The tasks waiting for a change, oldest first.
+        self._waiters: deque[_Waiter] = deque()
         self._entries: list[PoolEntry] = []
         self._created = 0
         self._closed_count = 0
@@ -116,9 +135,54 @@ class PoolBooks(metaclass=ABCMeta):
     # -- acquiring -------------------------------------------------------------
 
     def _notify(self) -> None:
-        if self._waiting:
-            self._changed.set()
-            self._changed = anyio.Event()
+        """Wake every waiting task."""
+        if self._waiters:
+            waiters, self._waiters = self._waiters, deque()
+            for waiter in waiters:
+                waiter.event.set()
+
+    def _hand_over(self, entry: PoolEntry, now: float) -> bool:
+        """Give an idle HTTP/1.1 connection to the first task waiting for it.
+
+        :return: whether one took it; if not, the caller wakes them all
+            (one of another origin may close it to make room for its own).
+        """
+        # RFC 7838 §2: while an alternative is known, new requests use it
+        # (see _pick), unless they avoid QUIC.
+        prefer_quic = (
+            self._alt_svc is not None
+            and self._alt_svc.lookup(entry.origin, now) is not None
+        )
+        for waiter in self._waiters:
+            if waiter.origin == entry.origin and (waiter.avoid_quic or not prefer_quic):
+                self._waiters.remove(waiter)
+                self._take(entry, new=False)
+                waiter.entry = entry
+                waiter.event.set()
+                return True
+        return False
+
+    @staticmethod
+    def _take(entry: PoolEntry, *, new: bool) -> None:
+        entry.active += 1
+        entry.opening += 1
+        entry.metrics.state = (
+            ConnectionState.CONNECTING if new else ConnectionState.ACTIVE
+        )
+
+    def _give_back(self, entry: PoolEntry) -> None:
+        """Undo :meth:`_take` of a connection handed over but not used."""
+        entry.opening -= 1
+        entry.active -= 1
+        if entry.active == 0:
+            now = anyio.current_time()
+            entry.idle_since = now
+            if entry.metrics.state is not ConnectionState.CLOSED:
+                entry.metrics.state = ConnectionState.IDLE
+            # An expired one is left for the next _acquire to sweep out.
+            if not self._expired(entry, now) and self._hand_over(entry, now):
+                return
+        self._notify()
 
     def _expired(self, entry: PoolEntry, now: float) -> bool:
         connection = entry.connection
@@ -182,7 +246,7 @@ class PoolBooks(metaclass=ABCMeta):
                     # 9113 §6.5.2: 100 by h2's default) may be raised by them.
                     wait = True
             elif entry.active == 0 and connection.is_available():
-                if not looks_closed(connection):
+                if not looks_closed(entry):
                     picked = entry
                     break
                 stale.append(entry)
@@ -223,51 +287,59 @@ class PoolBooks(metaclass=ABCMeta):
             if self._abandoned:
                 await self._reap()
             new = False
-            async with self._lock:
-                if self._closed:
-                    raise ConnectionClosed("the pool is closed")
-                now = anyio.current_time()
-                to_close = [e for e in self._entries if not e.active]
-                to_close = [e for e in to_close if self._expired(e, now)]
-                for spent in to_close:
-                    self._entries.remove(spent)
-                entry, wait = self._pick(
-                    origin, now, avoid_quic or http1_only, to_close, http1_only
-                )
-                if entry is None and not wait:
-                    room, evicted = self._make_room(origin)
-                    to_close += evicted
-                    if room:
-                        entry = self._new_entry(origin, now, avoid_quic, http1_only)
-                        self._entries.append(entry)
-                        new = True
-                if entry is not None:
-                    entry.active += 1
-                    entry.opening += 1
-                    entry.metrics.state = (
-                        ConnectionState.CONNECTING if new else ConnectionState.ACTIVE
-                    )
-                if to_close:
-                    self._notify()
-                changed = self._changed
-                if entry is None:
-                    self._waiting += 1
+            if self._closed:
+                raise ConnectionClosed("the pool is closed")
+            now = anyio.current_time()
+            to_close = [e for e in self._entries if not e.active]
+            to_close = [e for e in to_close if self._expired(e, now)]
             for spent in to_close:
-                await self._close_connection(spent)
+                self._entries.remove(spent)
+            entry, wait = self._pick(
+                origin, now, avoid_quic or http1_only, to_close, http1_only
+            )
+            if entry is None and not wait:
+                room, evicted = self._make_room(origin)
+                to_close += evicted
+                if room:
+                    entry = self._new_entry(origin, now, avoid_quic, http1_only)
+                    self._entries.append(entry)
+                    new = True
             if entry is not None:
+                self._take(entry, new=new)
+            if to_close:
+                self._notify()
+            if entry is not None:
+                for spent in to_close:
+                    await self._close_connection(spent)
                 if new:
                     await self._connect(entry, timeouts.connect)
                 return entry
+            # Queued before anything is awaited: no change is missed.
+            waiter = _Waiter(origin, avoid_quic or http1_only)
+            self._waiters.append(waiter)
             try:
+                for spent in to_close:
+                    await self._close_connection(spent)
                 remaining = (
                     None if deadline is None else deadline - anyio.current_time()
                 )
                 if remaining is not None and remaining <= 0:
                     raise PoolTimeout(f"no connection to {origin} became free in time")
                 with anyio.move_on_after(remaining):
-                    await changed.wait()
+                    await waiter.event.wait()
+            except BaseException:
+                if waiter.entry is not None:
+                    # Leaving without the connection handed over to it.
+                    self._give_back(waiter.entry)
+                raise
             finally:
-                self._waiting -= 1
+                # Still queued if it timed out, or was woken by a finalizer.
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    pass
+            if waiter.entry is not None:
+                return waiter.entry
 
     async def _connect(self, entry: PoolEntry, timeout: float | None) -> None:  # noqa: ASYNC109
         origin = entry.origin
@@ -280,18 +352,15 @@ class PoolBooks(metaclass=ABCMeta):
                     raise
                 raise ConnectTimeout(f"connecting to {origin} timed out") from exc
         except BaseException as exc:
-            # Shielded: when the task is being cancelled, taking the lock
-            # would raise at once (AnyIO checks for cancellation first), and
-            # the entry would stay booked as connecting for good, with the
-            # tasks of its origin waiting for it (HTTP/2, HTTP/3) or its
-            # place taken from the connection limits (HTTP/1.1).
-            with anyio.CancelScope(shield=True):
-                async with self._lock:
-                    if entry in self._entries:
-                        self._entries.remove(entry)
-                    entry.metrics.state = ConnectionState.CLOSED
-                    entry.connected.set()
-                    self._notify()
+            # Nothing awaited: a task being cancelled books the failure too,
+            # so that the entry does not stay booked as connecting for good,
+            # with the tasks of its origin waiting for it (HTTP/2, HTTP/3)
+            # or its place taken from the connection limits (HTTP/1.1).
+            if entry in self._entries:
+                self._entries.remove(entry)
+            entry.metrics.state = ConnectionState.CLOSED
+            entry.connected.set()
+            self._notify()
             if entry.via_alt_svc and isinstance(exc, ConnectError | ConnectTimeout):
                 if self._alt_svc is not None:
                     self._alt_svc.mark_broken(origin, anyio.current_time())
@@ -299,19 +368,16 @@ class PoolBooks(metaclass=ABCMeta):
                     f"HTTP/3 to {origin} failed: {exc}", via_alt_svc=True
                 ) from exc
             raise
-        # Shielded likewise: a cancellation arriving now is the exchange's to
-        # handle (it releases the entry); the connection opened is booked
-        # first, so that it is neither lost unclosed nor waited for forever.
-        with anyio.CancelScope(shield=True):
-            async with self._lock:
-                entry.connection = connection
-                entry.metrics.http_version = connection.http_version
-                entry.metrics.state = ConnectionState.ACTIVE
-                self._created += 1
-                entry.connected.set()
-                self._notify()
-                closed = entry not in self._entries
-        if closed:
+        # Booked at once (nothing awaited): a cancellation arriving later is
+        # the exchange's to handle (it releases the entry), and the
+        # connection is neither lost unclosed nor waited for forever.
+        entry.connection = connection
+        entry.metrics.http_version = connection.http_version
+        entry.metrics.state = ConnectionState.ACTIVE
+        self._created += 1
+        entry.connected.set()
+        self._notify()
+        if entry not in self._entries:
             # The pool was closed while this connection was being opened.
             await connection.aclose()
             raise ConnectionClosed("the pool is closed")
@@ -320,10 +386,9 @@ class PoolBooks(metaclass=ABCMeta):
         """Drop an entry whose connection failed."""
         if broken_alternative and entry.via_alt_svc and self._alt_svc is not None:
             self._alt_svc.mark_broken(entry.origin, anyio.current_time())
-        async with self._lock:
-            if entry in self._entries:
-                self._entries.remove(entry)
-            self._notify()
+        if entry in self._entries:
+            self._entries.remove(entry)
+        self._notify()
         await self._close_connection(entry)
 
     async def _close_connection(self, entry: PoolEntry) -> None:
@@ -341,18 +406,17 @@ class PoolBooks(metaclass=ABCMeta):
 
     async def _drop_idle(self, origin: Origin) -> None:
         """Close the idle HTTP/1.1 connections of an origin."""
-        async with self._lock:
-            idle = [
-                entry
-                for entry in self._entries
-                if entry.origin == origin
-                and not entry.active
-                and entry.connection is not None
-                and not entry.connection.multiplexed
-            ]
-            for entry in idle:
-                self._entries.remove(entry)
-            self._notify()
+        idle = [
+            entry
+            for entry in self._entries
+            if entry.origin == origin
+            and not entry.active
+            and entry.connection is not None
+            and not entry.connection.multiplexed
+        ]
+        for entry in idle:
+            self._entries.remove(entry)
+        self._notify()
         for entry in idle:
             await self._close_connection(entry)
 
@@ -361,7 +425,10 @@ class PoolBooks(metaclass=ABCMeta):
     def opened_stream(self, entry: PoolEntry) -> None:
         """An exchange got its stream (or failed to): the next may open one."""
         entry.opening -= 1
-        self._notify()
+        connection = entry.connection
+        if connection is None or connection.multiplexed:
+            # Only _pick's look at a multiplexed connection waits for this.
+            self._notify()
 
     async def release(self, entry: PoolEntry, started: float, failed: bool) -> None:
         """An exchange ended: book it and close the connection if it is spent."""
@@ -374,15 +441,24 @@ class PoolBooks(metaclass=ABCMeta):
         else:
             entry.served += 1
         to_close: list[PoolEntry] = []
-        async with self._lock:
-            entry.active -= 1
-            if entry.active == 0:
-                entry.idle_since = now
-                if metrics.state is not ConnectionState.CLOSED:
-                    metrics.state = ConnectionState.IDLE
-                if self._expired(entry, now) and entry in self._entries:
+        entry.active -= 1
+        idle = False
+        if entry.active == 0:
+            entry.idle_since = now
+            if metrics.state is not ConnectionState.CLOSED:
+                metrics.state = ConnectionState.IDLE
+            if self._expired(entry, now):
+                if entry in self._entries:
                     self._entries.remove(entry)
                     to_close.append(entry)
+            else:
+                connection = entry.connection
+                idle = (
+                    connection is not None
+                    and not connection.multiplexed
+                    and entry in self._entries
+                )
+        if not idle or not self._hand_over(entry, now):
             self._notify()
         for spent in to_close:
             await self._close_connection(spent)
@@ -404,11 +480,14 @@ class PoolBooks(metaclass=ABCMeta):
             stacklevel=2,
         )
         self._abandoned.append((entry, stream, started))
-        try:
-            self._changed.set()
-        except RuntimeError:
-            # Collected after its event loop ended: nobody waits any more.
-            pass
+        # Set, not removed from the queue (the finalizer may run while it is
+        # being changed): each task removes its own once woken.
+        for waiter in tuple(self._waiters):
+            try:
+                waiter.event.set()
+            except RuntimeError:
+                # Collected after its event loop ended: nobody waits any more.
+                pass
 
     async def _reap(self) -> None:
         """Release the exchanges of abandoned responses (see the module doc)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import select
+import socket
+from typing import Any
 
 import anyio
 from anyio.abc import SocketAttribute
@@ -13,14 +15,23 @@ from hcore_io.connections import HTTPConnection
 
 __all__ = ("PoolEntry", "looks_closed")
 
+# PoolEntry.raw_socket before it was looked up.
+_UNKNOWN: Any = object()
 
-def looks_closed(connection: HTTPConnection) -> bool:
+
+def looks_closed(entry: PoolEntry) -> bool:
     """Whether an idle HTTP/1.1 connection's socket became readable.
 
     Idle, the server has nothing to say: readable means it closed (EOF) or
-    broke the protocol.  Streams with no socket (memory) cannot tell.
+    broke the protocol.  Streams with no socket (memory) cannot tell.  The
+    socket is looked up once per connection (through the stream wrappers'
+    attributes, which costs more than the check itself).
     """
-    sock = connection.extra(SocketAttribute.raw_socket, None)
+    sock = entry.raw_socket
+    if sock is _UNKNOWN:
+        connection = entry.connection
+        assert connection is not None
+        sock = entry.raw_socket = connection.extra(SocketAttribute.raw_socket, None)
     if sock is None:
         return False
     try:
@@ -56,6 +67,8 @@ class PoolEntry:
         self.http1_only = http1_only
         self.metrics = ConnectionMetrics(str(origin))
         self.connection: HTTPConnection | None = None
+        #: The connection's socket (``None`` if it has none), once looked up.
+        self.raw_socket: socket.socket | None = _UNKNOWN
         #: Set once connecting ended, either way.
         self.connected = anyio.Event()
         #: Set when the server's first bytes arrive.

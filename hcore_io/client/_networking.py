@@ -251,11 +251,15 @@ class _CountingByteStream(ByteStream):
         self._stream = stream
         self._metrics = metrics
         self._received = received
+        # Whether ``received`` was set (setting it again costs on every read).
+        self._heard = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         data = await self._stream.receive(max_bytes)
         self._metrics.bytes_received += len(data)
-        self._received.set()
+        if not self._heard:
+            self._heard = True
+            self._received.set()
         return data
 
     async def send(self, item: bytes) -> None:

@@ -9,6 +9,7 @@ closed.  A handler's exception is logged and never stops the listener.
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABCMeta, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,7 +70,17 @@ async def _discard(stream: anyio.abc.AsyncResource) -> None:
             pass
 
 
-async def _run_handler(connection: HTTPConnection, handler: Handler) -> None:
+async def _run_handler(
+    listener: _NetworkListener, stream: ByteStream | QUICStream, handler: Handler
+) -> None:
+    """Make the stream's connection, open it, serve it, close it.
+
+    One coroutine for all of it: its frame is kept by every connection
+    for as long as it lives.
+    """
+    connection = await listener._connect(stream)
+    if connection is None:
+        return
     try:
         try:
             await connection.open()
@@ -152,10 +163,7 @@ class _NetworkListener(HTTPListener):
     async def serve(
         self, handler: Handler, task_group: TaskGroup | None = None
     ) -> None:
-        async def on_stream(stream: ByteStream | QUICStream) -> None:
-            connection = await self._connect(stream)
-            if connection is not None:
-                await _run_handler(connection, handler)
+        on_stream = functools.partial(_run_handler, self, handler=handler)
 
         async with AsyncExitStack() as stack:
             if task_group is None:

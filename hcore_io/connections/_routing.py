@@ -37,6 +37,8 @@ __all__ = ("Router",)
 
 # Connection-wide events kept once per-stream use began (oldest dropped).
 _KEPT_CONNECTION_EVENTS = 16
+# (Tuples, not unions: ``A | B`` builds an object at every call.)
+_MAY_END = (HeadersReceived, DataReceived)
 
 
 class Router(Driver):
@@ -115,7 +117,7 @@ class Router(Driver):
         elif isinstance(event, StreamResetSent):
             self._mark_reset(state, event.error_code)
         elif isinstance(event, TrailersReceived) or (
-            isinstance(event, HeadersReceived | DataReceived) and event.end_stream
+            isinstance(event, _MAY_END) and event.end_stream
         ):
             state.remote_ended = True
 
@@ -153,6 +155,8 @@ class Router(Driver):
             del self._streams[state.stream_id]
             if not state.aborted and self._protocol.pending_data_size(state.stream_id):
                 # Its last bytes still wait for credit; keep the transport open.
+                if self._draining is None:
+                    self._draining = set()
                 self._draining.add(state)
 
     def _enter_stream_mode(self) -> None:

@@ -33,6 +33,10 @@ __all__ = (
 #: objects as well as on bytes, so that a flood of empty events is bounded too.
 EVENT_COST = 256
 
+# (Tuples, not unions: ``A | B`` builds an object at every call.)
+_MAY_END = (HeadersReceived, DataReceived)
+_ALWAYS_END = (TrailersReceived, StreamResetReceived, StreamResetSent)
+
 
 class DeadlinePassed(Exception):
     """A task's wait on its connection reached its deadline.
@@ -50,9 +54,9 @@ def _cost(event: Event) -> int:
 
 def ends_remote_side(event: Event) -> bool:
     """Whether an event is the last the peer sends on its stream."""
-    if isinstance(event, HeadersReceived | DataReceived):
+    if isinstance(event, _MAY_END):
         return event.end_stream
-    return isinstance(event, TrailersReceived | StreamResetReceived | StreamResetSent)
+    return isinstance(event, _ALWAYS_END)
 
 
 class EventQueue:
@@ -63,8 +67,13 @@ class EventQueue:
     protocol while any queue is full.
     """
 
+    __slots__ = ("_events", "_limit", "cost")
+
     def __init__(self, limit: int) -> None:
-        self._events: deque[Event] = deque()
+        # Made by the first put: most queues (an idle connection's, a
+        # stream answered at once) never hold anything, and an empty
+        # deque costs 600 bytes.
+        self._events: deque[Event] | None = None
         self._limit = limit
         #: The data bytes queued plus :data:`EVENT_COST` per event.
         self.cost = 0
@@ -73,7 +82,7 @@ class EventQueue:
         return bool(self._events)
 
     def __len__(self) -> int:
-        return len(self._events)
+        return 0 if self._events is None else len(self._events)
 
     @property
     def full(self) -> bool:
@@ -82,6 +91,8 @@ class EventQueue:
 
     def put(self, event: Event) -> None:
         """Append an event."""
+        if self._events is None:
+            self._events = deque()
         self._events.append(event)
         self.cost += _cost(event)
 
@@ -90,18 +101,34 @@ class EventQueue:
 
         :raises IndexError: if the queue is empty.
         """
+        if not self._events:
+            raise IndexError("the queue is empty")
         event = self._events.popleft()
         self.cost -= _cost(event)
         return event
 
     def clear(self) -> None:
         """Drop every event."""
-        self._events.clear()
+        self._events = None
         self.cost = 0
 
 
 class StreamState:
     """What the connection knows about one stream."""
+
+    __slots__ = (
+        "events",
+        "has_handle",
+        "incoming",
+        "local_ended",
+        "lost",
+        "refused",
+        "released",
+        "remote_ended",
+        "reset_by_peer",
+        "reset_code",
+        "stream_id",
+    )
 
     def __init__(self, stream_id: int, limit: int) -> None:
         self.stream_id = stream_id

@@ -38,6 +38,7 @@ per-connection serving loops in :mod:`hcore_io.server._serving`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
@@ -356,10 +357,11 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         extra_headers: tuple[tuple[bytes, bytes], ...],
         task_group: TaskGroup,
     ) -> None:
-        async def handle(connection: HTTPConnection) -> None:
-            await self._handle(connection, extra_headers)
-
-        await listener.serve(handle, task_group)
+        # A partial, not a closure: no coroutine frame of its own, kept by
+        # every connection for as long as it lives.
+        await listener.serve(
+            functools.partial(self._handle, extra_headers=extra_headers), task_group
+        )
 
     async def _handle(
         self,
@@ -373,9 +375,7 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         self._live.add(state)
         info = self._context(connection, extra_headers)
 
-        async def run_stream(stream: HTTPStream) -> None:
-            await self._run_stream(stream, info)
-
+        run_stream = functools.partial(self._run_stream, info=info)
         try:
             if connection.multiplexed:
                 await serve_multiplexed(

@@ -59,6 +59,9 @@ access_logger = logging.getLogger("hcore.access")
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _CONTINUE = ((b":status", b"100"),)
 _SEND_ERRORS = (StreamReset, NetworkError)
+# The events that say the client went away (a tuple: ``A | B`` builds an
+# object at every call).
+_GONE = (StreamResetReceived, StreamResetSent, GoawayReceived)
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 # How often a wait for the client's disconnect lets the application's
 # cancellation through (see Exchange._wait_for_disconnect).
@@ -331,9 +334,7 @@ class Exchange(ResponseSender):
             if isinstance(event, TrailersReceived):
                 self._body_done = self._request_complete = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            if event is None or isinstance(
-                event, StreamResetReceived | StreamResetSent | GoawayReceived
-            ):
+            if event is None or isinstance(event, _GONE):
                 self._disconnected = True
                 return _DISCONNECT
 
@@ -381,9 +382,7 @@ class Exchange(ResponseSender):
                 # Woken by _completed(): the stream is finished, so the
                 # cancelled receive gave nothing up.
                 return
-            if event is None or isinstance(
-                event, StreamResetReceived | StreamResetSent | GoawayReceived
-            ):
+            if event is None or isinstance(event, _GONE):
                 self._disconnected = True
 
     async def _too_slow(self) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from hcore import HCoreError, Headers
-from hcore_io._exceptions import NetworkError
+from hcore_io._exceptions import NetworkError, ReadTimeout
 from hcore_io.connections import HTTPConnection, HTTPStream
 
 __all__ = (
@@ -173,23 +173,25 @@ async def serve_sequential(
     # Bounded by the requests the client sends and the timeouts.
     while not state.closing:
         stream: HTTPStream | None = None
-        # One scope serves request after request (a scope per request
-        # costs more than its two deadline changes): its deadline bounds
-        # the wait for the next request head and is lifted while a
-        # request is served, and a graceful close cancels it only while
-        # the connection waits (state.active is 0).
+        # One scope serves request after request, for a graceful close to
+        # cancel while the connection waits (state.active is 0).  The wait
+        # for the next request head is bounded by accept_stream's timeout,
+        # which the read the wait does anyway applies: no timer to set and
+        # lift around each request.
         with anyio.CancelScope() as scope:
             # Bounded by the requests the client sends and the timeouts.
             while not state.closing:
                 stream = None
                 state.accept_scope = scope
-                scope.deadline = anyio.current_time() + timeout
-                stream = await connection.accept_stream()
-                state.accept_scope = None
+                try:
+                    stream = await connection.accept_stream(timeout=timeout)
+                except ReadTimeout:
+                    return
+                finally:
+                    state.accept_scope = None
                 if stream is None or scope.cancel_called:
                     # Cancelled as the request came: served outside.
                     break
-                scope.deadline = math.inf
                 state.active = 1
                 try:
                     await run_stream(stream)
@@ -197,7 +199,6 @@ async def serve_sequential(
                     state.active = 0
                 stream = None
                 timeout = keep_alive_timeout
-        state.accept_scope = None
         if stream is None:
             return
         state.active = 1

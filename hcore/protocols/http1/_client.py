@@ -8,12 +8,16 @@ from hcore._error_codes import HTTP1_ERROR_CODES
 from hcore._errors import LocalProtocolError
 from hcore._types import Headers
 from hcore.events import HeadersReceived, InformationalResponseReceived
-from hcore.protocols.http1._headers import fields_from_response, plan_request
+from hcore.protocols.http1._headers import (
+    fields_from_response,
+    plan_request,
+    received_fields,
+)
 from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_COUNT,
     DEFAULT_MAX_HEADER_SIZE,
 )
-from hcore.protocols.http1._protocol import H11Protocol, _Phase
+from hcore.protocols.http1._protocol import END_OF_MESSAGE, H11Protocol, _Phase
 from hcore.protocols.http1._roles import ClientRole
 
 __all__ = ("H11ClientProtocol",)
@@ -90,11 +94,11 @@ class H11ClientProtocol(ClientRole, H11Protocol):
             if plan.body is None:
                 # CONNECT or Upgrade: no content; what follows the head is
                 # the tunnel, if the server agrees.
-                self._send(h11.EndOfMessage())
+                self._send(END_OF_MESSAGE)
                 self._proposed_tunnel = True
                 self._tunnel_local_ended = end_stream
             elif end_stream:
-                self._send(h11.EndOfMessage())
+                self._send(END_OF_MESSAGE)
                 plan.body.consume(0, True)
             self._sending = plan.body
             return
@@ -135,12 +139,12 @@ class H11ClientProtocol(ClientRole, H11Protocol):
 
     def _received_head(self, event: h11.Event) -> None:
         assert isinstance(event, h11.Response | h11.InformationalResponse)
-        fields = list(event.headers)
+        fields = received_fields(event.headers)
         complaint = self._limits.check(len(event.reason) + 15, fields)
         if complaint is not None:
             self._receive_failed(431, complaint)
             return
-        block = fields_from_response(event)
+        block = fields_from_response(event, fields)
         if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
             self._emit(InformationalResponseReceived(self._stream_id, block))
         else:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -29,13 +28,14 @@ __all__ = (
     "OutgoingBody",
     "RequestPlan",
     "check_fields",
-    "fields_from_request",
     "fields_from_response",
     "plan_request",
+    "plan_request_head",
     "plan_response",
     "plan_response_head",
     "plan_trailers",
     "proposes_upgrade",
+    "received_fields",
     "request_block",
 )
 
@@ -58,6 +58,8 @@ _FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 #: Field names already found valid (bounded).
 _GOOD_NAMES: set[bytes] = set()
+#: Reason phrases of the registered status codes (RFC 9110 §15).
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
 class BadMessage(Exception):
@@ -123,10 +125,6 @@ class RequestPlan:
     body: OutgoingBody | None
 
 
-def _lower(name: bytes) -> bytes:
-    return name.lower()
-
-
 def _split_pseudo(
     headers: Headers, allowed: Sequence[bytes]
 ) -> tuple[dict[bytes, bytes], _Fields]:
@@ -163,12 +161,17 @@ def _framing_fields(fields: _Fields) -> tuple[int | None, bool]:
 
     :raises LocalProtocolError: on a malformed length, or both fields.
     """
-    lengths = {
-        item.strip()
-        for value in _values(fields, b"content-length")
-        for item in value.split(b",")
-    }
-    chunked = bool(_values(fields, b"transfer-encoding"))
+    lengths: set[bytes] = set()
+    chunked = False
+    for name, value in fields:
+        name = name.lower()
+        if name == b"content-length":
+            if b"," in value:
+                lengths.update(item.strip() for item in value.split(b","))
+            else:
+                lengths.add(value.strip())
+        elif name == b"transfer-encoding":
+            chunked = True
     if lengths and chunked:
         # RFC 9112 §6.2: a sender MUST NOT send Content-Length with
         # Transfer-Encoding.
@@ -183,24 +186,31 @@ def _framing_fields(fields: _Fields) -> tuple[int | None, bool]:
 
 def proposes_upgrade(fields: Sequence[tuple[bytes, bytes]]) -> bool:
     """Whether fields ask to switch protocols (RFC 9110 §7.8), as h11 reads them."""
-    return any(
-        part.strip()
-        for name, value in fields
-        if _lower(name) == b"upgrade"
-        for part in value.split(b",")
-    )
-
-
-@contextmanager
-def _h11_checks() -> Iterator[None]:
-    """Turn h11's complaint about an event it is asked to build into ours."""
-    try:
-        yield
-    except h11.LocalProtocolError as exc:
-        raise LocalProtocolError(str(exc)) from exc
+    for name, value in fields:
+        if name.lower() == b"upgrade" and any(
+            part.strip() for part in value.split(b",")
+        ):
+            return True
+    return False
 
 
 def plan_request(headers: Headers, end_stream: bool) -> RequestPlan:
+    """Turn a request header block into h11's request event and framing.
+
+    :raises LocalProtocolError: if the block is not a valid request.
+    """
+    method, target, fields, body = plan_request_head(headers, end_stream)
+    # h11's complaint about the event it is asked to build becomes ours.
+    try:
+        request = h11.Request(method=method, target=target, headers=fields)
+    except h11.LocalProtocolError as exc:
+        raise LocalProtocolError(str(exc)) from exc
+    return RequestPlan(request, body)
+
+
+def plan_request_head(
+    headers: Headers, end_stream: bool
+) -> tuple[bytes, bytes, _Fields, OutgoingBody | None]:
     """Turn a request header block into a request line, ``Host`` and framing.
 
     ``:path`` is sent as the request target as it is, so an absolute URI
@@ -210,6 +220,12 @@ def plan_request(headers: Headers, end_stream: bool) -> RequestPlan:
     ``Content-Length`` is sent chunked, except CONNECT and Upgrade requests,
     whose open side is kept for the tunnel.
 
+    What :func:`plan_request` does short of building h11's event, which
+    checks the rest (the method, the target, the fields); a writer of its
+    own checks them itself.
+
+    :return: the method, the target, the fields and the body framing
+        (``None`` for a proposed tunnel).
     :raises LocalProtocolError: if the block is not a valid request.
     """
     pseudo, fields = _split_pseudo(headers, _REQUEST_PSEUDO)
@@ -228,7 +244,7 @@ def plan_request(headers: Headers, end_stream: bool) -> RequestPlan:
             raise LocalProtocolError("a request needs :authority or Host")
         authority = hosts[0]
     fields = [(b"host", authority)] + [
-        (name, value) for name, value in fields if _lower(name) != b"host"
+        (name, value) for name, value in fields if name.lower() != b"host"
     ]
     upgrade = proposes_upgrade(fields)
     length, chunked = _framing_fields(fields)
@@ -259,9 +275,7 @@ def plan_request(headers: Headers, end_stream: bool) -> RequestPlan:
             body = OutgoingBody(Framing.CHUNKED)
         else:
             body = OutgoingBody(Framing.LENGTH, length or 0)
-    with _h11_checks():
-        request = h11.Request(method=method, target=target, headers=fields)
-    return RequestPlan(request, body)
+    return method, target, fields, body
 
 
 def _status(pseudo: dict[bytes, bytes]) -> int:
@@ -274,10 +288,7 @@ def _status(pseudo: dict[bytes, bytes]) -> int:
 
 
 def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 def plan_response_head(
@@ -356,12 +367,15 @@ def plan_response(
         peer_version=peer_version,
         close=close,
     )
-    with _h11_checks():
+    # h11's complaint about the event it is asked to build becomes ours.
+    try:
         if body is None:
             return h11.InformationalResponse(
                 status_code=status, headers=fields, reason=reason
             ), None
         return h11.Response(status_code=status, headers=fields, reason=reason), body
+    except h11.LocalProtocolError as exc:
+        raise LocalProtocolError(str(exc)) from exc
 
 
 def check_fields(fields: Sequence[tuple[bytes, bytes]]) -> None:
@@ -373,6 +387,7 @@ def check_fields(fields: Sequence[tuple[bytes, bytes]]) -> None:
 
     :raises LocalProtocolError: on the first field h11 would refuse.
     """
+    codings = 0
     for name, value in fields:
         if name not in _GOOD_NAMES:
             if not _FIELD_NAME.fullmatch(name):
@@ -381,9 +396,10 @@ def check_fields(fields: Sequence[tuple[bytes, bytes]]) -> None:
                 _GOOD_NAMES.add(name)
         if not _FIELD_VALUE.fullmatch(value):
             raise LocalProtocolError(f"Illegal header value {value!r}")
-    codings = _values(list(fields), b"transfer-encoding")
-    if codings and [value.lower() for value in codings] != [b"chunked"]:
-        raise LocalProtocolError("Only Transfer-Encoding: chunked is supported")
+        if name.lower() == b"transfer-encoding":
+            codings += 1
+            if codings > 1 or value.lower() != b"chunked":
+                raise LocalProtocolError("Only Transfer-Encoding: chunked is supported")
 
 
 def plan_trailers(headers: Headers, body: OutgoingBody) -> h11.EndOfMessage:
@@ -397,27 +413,12 @@ def plan_trailers(headers: Headers, body: OutgoingBody) -> h11.EndOfMessage:
         raise LocalProtocolError("trailers need a chunked body")
     _, fields = _split_pseudo(headers, ())
     for name, _ in fields:
-        if _lower(name) in _FORBIDDEN_TRAILERS:
+        if name.lower() in _FORBIDDEN_TRAILERS:
             raise LocalProtocolError(f"{name!r} cannot be a trailer field")
-    with _h11_checks():
+    try:
         return h11.EndOfMessage(headers=fields)
-
-
-def fields_from_request(
-    request: h11.Request, scheme: bytes
-) -> tuple[tuple[bytes, bytes], ...]:
-    """Express a received request head as an hcore header block.
-
-    The request target gives ``:path`` (origin or asterisk form), all three
-    of ``:scheme``, ``:authority`` and ``:path`` (absolute form, whose
-    authority wins over ``Host``, RFC 9112 §3.2.2) or ``:authority`` alone
-    (CONNECT).  Otherwise ``:authority`` comes from ``Host``, and is left out
-    for an HTTP/1.0 request without one.
-
-    :param scheme: ``:scheme`` for origin-form targets.
-    :raises BadMessage: if the target does not fit the method.
-    """
-    return request_block(request.method, request.target, request.headers, scheme)
+    except h11.LocalProtocolError as exc:
+        raise LocalProtocolError(str(exc)) from exc
 
 
 def request_block(
@@ -428,7 +429,11 @@ def request_block(
 ) -> tuple[tuple[bytes, bytes], ...]:
     """Express a parsed request line and fields as an hcore header block.
 
-    What :func:`fields_from_request` does, for a parser other than h11.
+    The request target gives ``:path`` (origin or asterisk form), all three
+    of ``:scheme``, ``:authority`` and ``:path`` (absolute form, whose
+    authority wins over ``Host``, RFC 9112 §3.2.2) or ``:authority`` alone
+    (CONNECT).  Otherwise ``:authority`` comes from ``Host``, and is left out
+    for an HTTP/1.0 request without one.
 
     :param method: the request method.
     :param target: the request target, as sent.
@@ -444,7 +449,8 @@ def request_block(
             raise BadMessage(f"CONNECT needs a host:port target, not {target!r}")
         pseudo.append((b":authority", target))
         return (*pseudo, *fields)
-    absolute = _ABSOLUTE_FORM.match(target)
+    # Origin form first: it is the common one, and no scheme starts with "/".
+    absolute = None if target[:1] == b"/" else _ABSOLUTE_FORM.match(target)
     if absolute is not None:
         scheme, authority, path = absolute.groups()
         if not authority:
@@ -469,9 +475,25 @@ def request_block(
     return (*pseudo, *fields)
 
 
+def received_fields(headers: h11._headers.Headers) -> list[tuple[bytes, bytes]]:
+    """The fields of a head or trailers h11 parsed, names lower-case.
+
+    The same pairs iterating h11's ``Headers`` gives, without its
+    item-by-item ``Sequence`` iteration.
+    """
+    return [(name.lower(), value) for name, value in headers.raw_items()]
+
+
 def fields_from_response(
     response: h11.Response | h11.InformationalResponse,
+    fields: Sequence[tuple[bytes, bytes]] | None = None,
 ) -> tuple[tuple[bytes, bytes], ...]:
-    """Express a received status line and fields as an hcore header block."""
+    """Express a received status line and fields as an hcore header block.
+
+    :param fields: the response's fields, when already taken out of it
+        (:func:`received_fields`).
+    """
     status = b"%d" % response.status_code
-    return ((b":status", status), *((name, value) for name, value in response.headers))
+    if fields is None:
+        fields = received_fields(response.headers)
+    return ((b":status", status), *fields)

@@ -174,8 +174,11 @@ class ToolsProtocol(ToolsConnection):
     def _count_size(self, size: int) -> None:
         """Count bytes of the message being parsed; bound those sent ahead."""
         self._msg_size += size
-        if self._parsed == self._exchanges:
-            return
+        if self._parsed != self._exchanges:
+            self._count_ahead(size)
+
+    def _count_ahead(self, size: int) -> None:
+        """Count bytes the peer sent ahead of the current exchange; bound them."""
         self._held += size
         if self._held > self._max_pipelined_size and not self._input_stopped:
             self._halted = True

@@ -50,13 +50,10 @@ from hcore.events import (
     TrailersReceived,
 )
 from hcore.protocols.http1._common import tokens
-from hcore.protocols.http1._headers import (
-    plan_request,
-    proposes_upgrade,
-)
+from hcore.protocols.http1._headers import proposes_upgrade
 from hcore.protocols.http1._httptools_base import Halt
 from hcore.protocols.http1._httptools_exchange import ClientExchange
-from hcore.protocols.http1._httptools_writer import head_fields
+from hcore.protocols.http1._httptools_writer import head_fields, request_head
 from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_COUNT,
     DEFAULT_MAX_HEADER_SIZE,
@@ -118,23 +115,19 @@ class HTTPToolsClientProtocol(ClientExchange):
                     f"the next request goes on stream {self._stream_id}, "
                     f"not {stream_id}"
                 )
-            plan = plan_request(headers, end_stream)
-            body = plan.body
+            method, target, fields, body = request_head(headers, end_stream)
             if body is not None:
                 body.check(0, end_stream)
-            request = plan.request
-            fields = list(request.headers.raw_items())
             self._outgoing.append(
-                b"%s %s HTTP/1.1\r\n" % (request.method, request.target)
-                + head_fields(fields)
+                b"%s %s HTTP/1.1\r\n" % (method, target) + head_fields(fields)
             )
             self._start_exchange(
-                request.method,
+                method,
                 upgrade=proposes_upgrade(fields),
                 close=any(
                     b"close" in tokens(value)
-                    for name, value in request.headers
-                    if name == b"connection"
+                    for name, value in fields
+                    if name.lower() == b"connection"
                 ),
             )
             if body is None:

@@ -211,11 +211,14 @@ class HTTPToolsServerProtocol(ServerRole, ToolsProtocol):
         parser = self._parser
         method: bytes = parser.get_method()
         fields = self._fields
+        head_size = self._head_size
         self._in_head = False
         self._fields = []
         self._head_size = 0
         self._count_size(len(method) + HEAD_OVERHEAD)
-        item = self._check_request(method, self._url, fields, parser.get_http_version())
+        item = self._check_request(
+            method, self._url, fields, parser.get_http_version(), head_size
+        )
         self._put(item)
         if self._halted or item[0] is ItemKind.FAIL:
             raise Halt
@@ -251,7 +254,14 @@ class HTTPToolsServerProtocol(ServerRole, ToolsProtocol):
         fields.append((name.lower(), value))
         if len(fields) > self._max_header_count:
             self._refuse_head(f"more than {self._max_header_count} header fields")
-        self._grow_head(len(name) + len(value) + 4)
+        # _grow_head, inlined: this runs for every field.
+        size = len(name) + len(value) + 4
+        self._head_size += size
+        if self._head_size > self._max_header_size:
+            self._refuse_head(f"message head larger than {self._max_header_size} bytes")
+        self._msg_size += size
+        if self._parsed != self._exchanges:
+            self._count_ahead(size)
         if self._halted:
             raise Halt
 
@@ -270,16 +280,29 @@ class HTTPToolsServerProtocol(ServerRole, ToolsProtocol):
     # -- role-specific parts ---------------------------------------------------
 
     def _check_request(
-        self, method: bytes, url: bytes, fields: list[tuple[bytes, bytes]], version: str
+        self,
+        method: bytes,
+        url: bytes,
+        fields: list[tuple[bytes, bytes]],
+        version: str,
+        head_size: int,
     ) -> Item:
         """Apply the checks h11 and ``_strict.py`` make on a request head.
 
         RFC 9112 §3.2 (one Host, required in HTTP/1.1), §6.3 (chunked must
         be the final and only coding), §9.3 (keep-alive).
+
+        :param head_size: the target's and the fields' size as counted by
+            the callbacks (each field's ``": "`` and CRLF included), which
+            already bounded the field count.
         """
-        complaint = self._limits.check(len(method) + len(url) + 11, fields)
-        if complaint is not None:
-            return (ItemKind.FAIL, (431, complaint))
+        # The size HeadLimits.check estimates: the request line's parts and
+        # 11 bytes of it, the CRLF ending the head, and what was counted.
+        if head_size + len(method) + 15 > self._max_header_size:
+            return (
+                ItemKind.FAIL,
+                (431, f"message head larger than {self._max_header_size} bytes"),
+            )
         if version == "0.9" and not fields:
             # RFC 9112 §2.3, Appendix C.1: "GET /" without a version is
             # HTTP/0.9, which is not spoken here.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 __all__ = (
     "DEFAULT_MAX_HEADER_COUNT",
@@ -45,7 +46,7 @@ class HeadLimits:
         if len(fields) > self.max_count:
             return f"more than {self.max_count} header fields"
         # ": " and CRLF per field, CRLFs after the first line and the head.
-        size = first_line + 4 + sum(len(n) + len(v) + 4 for n, v in fields)
+        size = first_line + 4 + 4 * len(fields) + sum(map(len, chain(*fields)))
         if size > self.max_size:
             return f"message head larger than {self.max_size} bytes"
         return None

@@ -51,12 +51,20 @@ from hcore.events import (
     TrailersReceived,
 )
 from hcore.protocols.http1._common import HTTP1Base
-from hcore.protocols.http1._headers import OutgoingBody, plan_trailers
+from hcore.protocols.http1._headers import (
+    OutgoingBody,
+    plan_trailers,
+    received_fields,
+)
 from hcore.protocols.http1._limits import HeadLimits
 
 __all__ = ("H11Protocol",)
 
 _COMPLETE = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+
+
+#: h11's events are immutable: one end of message without trailers serves all.
+END_OF_MESSAGE = h11.EndOfMessage()
 
 
 class _Phase(enum.Enum):
@@ -141,10 +149,10 @@ class H11Protocol(HTTP1Base):
         if data:
             self._send(h11.Data(data=data))
         if end_stream:
-            self._send(h11.EndOfMessage())
+            self._send(END_OF_MESSAGE)
         body.consume(len(data), end_stream)
         if end_stream and self._after_step():
-            self._receive()
+            self._receive_next()
 
     # -- OverTCPProtocol -------------------------------------------------------
 
@@ -243,7 +251,7 @@ class H11Protocol(HTTP1Base):
         self._send(eom)
         body.consume(0, True)
         if self._after_step():
-            self._receive()
+            self._receive_next()
 
     def _terminate(self, code: int, message: str) -> None:
         if self._phase is _Phase.CLOSED:
@@ -255,14 +263,15 @@ class H11Protocol(HTTP1Base):
     def _receive(self) -> None:
         """Turn what h11 can parse now into events."""
         self._paused_size = None
+        conn = self._h11
         while (
             self._phase is _Phase.HTTP
             # After ConnectionClosed h11 has nothing more to say.
-            and self._h11.their_state is not h11.CLOSED
+            and conn.their_state is not h11.CLOSED
             and self._may_parse()
         ):
             try:
-                event = self._h11.next_event()
+                event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 message = str(exc)
                 if self._eof:
@@ -277,14 +286,18 @@ class H11Protocol(HTTP1Base):
                 else:
                     self._paused()
                 return
-            if isinstance(event, h11.Data):
+            # Exact types: h11's event classes are final, and isinstance on
+            # its abstract base class takes a slow path for every miss.
+            kind = type(event)
+            if kind is h11.Data:
                 # h11 hands out a fresh bytearray slice of its buffer: the
                 # event's data must be immutable bytes, so this copy stays
                 # (handing the bytearray on measured slower, not faster).
-                self._emit(DataReceived(self._stream_id, bytes(event.data)))
-            elif isinstance(event, h11.EndOfMessage):
-                self._received_end(event)
-            elif isinstance(event, h11.ConnectionClosed):
+                data = cast(h11.Data, event).data
+                self._emit(DataReceived(self._stream_id, bytes(data)))
+            elif kind is h11.EndOfMessage:
+                self._received_end(cast(h11.EndOfMessage, event))
+            elif kind is h11.ConnectionClosed:
                 # h11 repeats ConnectionClosed forever: stop here.  What is
                 # left to do happens when this side's message is complete.
                 self._after_step()
@@ -292,9 +305,21 @@ class H11Protocol(HTTP1Base):
             else:
                 self._received_head(cast(h11.Event, event))
 
+    def _receive_next(self) -> None:
+        """A new exchange began: parse what the peer sent ahead, if anything.
+
+        With nothing buffered and the peer's side open, h11 could only say
+        NEED_DATA, so it is not asked.
+        """
+        data, closed = self._h11.trailing_data
+        if data or closed:
+            self._receive()
+        else:
+            self._paused_size = None
+
     def _received_end(self, event: h11.EndOfMessage) -> None:
         if event.headers:
-            trailers = list(event.headers)
+            trailers = received_fields(event.headers)
             complaint = self._limits.check(0, trailers)
             if complaint is not None:
                 self._receive_failed(431, f"trailers: {complaint}")

@@ -11,16 +11,17 @@ from hcore._types import Headers
 from hcore.events import HeadersReceived
 from hcore.protocols.http1._headers import (
     BadMessage,
-    fields_from_request,
     plan_response,
     proposes_upgrade,
+    received_fields,
+    request_block,
 )
 from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_COUNT,
     DEFAULT_MAX_HEADER_SIZE,
     DEFAULT_MAX_PIPELINED_SIZE,
 )
-from hcore.protocols.http1._protocol import H11Protocol, _Phase
+from hcore.protocols.http1._protocol import END_OF_MESSAGE, H11Protocol, _Phase
 from hcore.protocols.http1._roles import ServerRole
 from hcore.protocols.http1._strict import check_request_head
 
@@ -126,10 +127,10 @@ class H11ServerProtocol(ServerRole, H11Protocol):
             self._end_deferred = False
             self._emit_end()
         if end_stream:
-            self._send(h11.EndOfMessage())
+            self._send(END_OF_MESSAGE)
             body.consume(0, True)
             if self._after_step():
-                self._receive()
+                self._receive_next()
 
     # -- role-specific parts ---------------------------------------------------
 
@@ -146,7 +147,7 @@ class H11ServerProtocol(ServerRole, H11Protocol):
         assert isinstance(event, h11.Request)
         # Known before any refusal: the answer to a HEAD has no body.
         self._request_method = event.method
-        fields = list(event.headers)
+        fields = received_fields(event.headers)
         complaint = self._limits.check(
             len(event.method) + len(event.target) + 11, fields
         )
@@ -158,7 +159,7 @@ class H11ServerProtocol(ServerRole, H11Protocol):
             self._receive_failed(*refusal)
             return
         try:
-            block = fields_from_request(event, self._scheme)
+            block = request_block(event.method, event.target, fields, self._scheme)
         except BadMessage as exc:
             self._receive_failed(400, str(exc))
             return
@@ -188,7 +189,7 @@ class H11ServerProtocol(ServerRole, H11Protocol):
             if self._request_method != b"HEAD":
                 # RFC 9110 §9.3.2: a response to HEAD carries no content.
                 self._send(h11.Data(data=body))
-            self._send(h11.EndOfMessage())
+            self._send(END_OF_MESSAGE)
         self._terminate(code, message)
 
     def _new_cycle(self) -> None:

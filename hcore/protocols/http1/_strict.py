@@ -70,7 +70,8 @@ def check_request_head(
     if has_coding and http_version == b"1.0":
         # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
         return 400, "Transfer-Encoding in an HTTP/1.0 request"
-    absolute = _ABSOLUTE_AUTHORITY.match(target)
+    # No scheme starts with "/", so origin-form targets skip the match.
+    absolute = None if target[:1] == b"/" else _ABSOLUTE_AUTHORITY.match(target)
     if absolute is not None:
         authority = absolute.group(1)
         # RFC 9110 §4.2.4: userinfo in an http(s) URI is an error.
