@@ -14,6 +14,7 @@ from hcore_io._exceptions import NetworkError as NetworkError
 from hcore_io._exceptions import PoolTimeout as PoolTimeout
 from hcore_io._exceptions import ReadError as ReadError
 from hcore_io._exceptions import ReadTimeout as ReadTimeout
+from hcore_io._exceptions import ResponseBodyTooLarge as ResponseBodyTooLarge
 from hcore_io._exceptions import TimeoutError as TimeoutError
 from hcore_io._exceptions import WriteError as WriteError
 from hcore_io._exceptions import WriteTimeout as WriteTimeout
@@ -68,6 +69,7 @@ __all__ = (
     "QUICStream",
     "ReadError",
     "ReadTimeout",
+    "ResponseBodyTooLarge",
     "ServerNetworking",
     "StreamReset",
     "SystemNetworking",

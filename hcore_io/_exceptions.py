@@ -18,6 +18,7 @@ __all__ = (
     "PoolTimeout",
     "ReadError",
     "ReadTimeout",
+    "ResponseBodyTooLarge",
     "TimeoutError",
     "WriteError",
     "WriteTimeout",
@@ -34,6 +35,37 @@ class ConnectError(NetworkError):
 
 class ReadError(NetworkError):
     """Reading from a connection failed."""
+
+
+class ResponseBodyTooLarge(ReadError):
+    """A response body read whole was larger than the client may buffer.
+
+    Raised by :meth:`~hcore_io.client.Response.aread` (and so by
+    :meth:`~hcore_io.client.Client.request` and its shorthands) when the
+    body's ``content-length`` (checked before any of it is read) or the
+    bytes read so far pass the bound,
+    :attr:`~hcore_io.Limits.max_response_body_size` by default.  Before it
+    is raised the response's stream is reset (an HTTP/1.1 connection is
+    closed rather than reused), so nothing more of the body is taken in;
+    the other streams of an HTTP/2 or HTTP/3 connection go on.  A body read
+    piece by piece (``async for chunk in response.stream``) is not bounded
+    this way: flow control keeps what is held to a window.
+
+    :param message: what happened.
+    :param limit: the bound that was passed, in bytes.
+    :param content_length: the body's announced length, if that is what
+        passed the bound.
+    """
+
+    def __init__(
+        self, message: str, *, limit: int, content_length: int | None = None
+    ) -> None:
+        super().__init__(message)
+        #: The bound that was passed, in bytes.
+        self.limit = limit
+        #: The announced ``content-length``, when it passed the bound before
+        #: any of the body was read; ``None`` when the body grew past it.
+        self.content_length = content_length
 
 
 class WriteError(NetworkError):

@@ -61,6 +61,16 @@ class Limits:
     #: before the application runs; a body growing past it gets 413 (or a
     #: reset if the response began) and the rest of the body is refused.
     max_body_size: int = 100 * 1024 * 1024
+    #: Client: largest response body read whole (``Response.aread()``, and
+    #: so ``Client.request()``, ``get()``, ...).  A larger
+    #: ``content-length`` fails the read before any of the body is read; a
+    #: body growing past it fails the read as soon as it does.  Either way
+    #: :exc:`~hcore_io.ResponseBodyTooLarge` is raised and the stream reset
+    #: (HTTP/1.1: the connection is closed, not reused; HTTP/2 and HTTP/3:
+    #: the connection's other streams go on).  A body read piece by piece
+    #: (``async for chunk in response.stream``) is not bounded by it: flow
+    #: control (``max_buffered_data``) bounds what is held then.
+    max_response_body_size: int = 100 * 1024 * 1024
     #: Server, HTTP/1.1: most bytes held that a client sent ahead of the
     #: response it waits for (pipelined requests, early tunnel bytes);
     #: beyond it the connection ends as a protocol error.

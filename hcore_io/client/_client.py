@@ -30,7 +30,7 @@ from hcore_io._exceptions import (
     ReadError,
     WriteError,
 )
-from hcore_io._limits import Limits
+from hcore_io._limits import Limits, resolve_limits
 from hcore_io.client._models import URL, Request, RequestBody, Response, Timeouts
 from hcore_io.client._pool import ConnectionPool
 from hcore_io.client._sse import EventSource, EventSourceOptions
@@ -86,9 +86,13 @@ class Client:
     :param max_requests_per_connection: see :class:`ConnectionPool`.
     :param http1_implementation: see :class:`ConnectionPool`.
     :param limits: the bounds (:class:`~hcore_io.Limits`) of the pool made
-        (header size and count, buffered data) and the defaults of
-        :meth:`sse`'s ``max_line_size`` and ``max_event_size``; its
-        defaults if omitted.
+        (header size and count, buffered data, response body size) and the
+        defaults of :meth:`sse`'s ``max_line_size`` and ``max_event_size``;
+        its defaults if omitted.
+    :param max_response_body_size: overrides
+        ``limits.max_response_body_size`` of the pool made: the largest
+        body :meth:`request` and its shorthands read (see
+        :exc:`~hcore_io.ResponseBodyTooLarge`).
     """
 
     def __init__(
@@ -113,8 +117,11 @@ class Client:
         max_requests_per_connection: int = 100,
         limits: Limits | None = None,
         http1_implementation: str | None = None,
+        max_response_body_size: int | None = None,
     ) -> None:
-        self._limits = limits if limits is not None else Limits()
+        self._limits = resolve_limits(
+            limits, max_response_body_size=max_response_body_size
+        )
         self._owns_pool = pool is None
         self._pool = pool or ConnectionPool(
             networking,
@@ -171,8 +178,9 @@ class Client:
         :raises ValueError: if ``url`` is not an absolute http(s) URL.
         """
         fields = [(name.lower(), value) for name, value in headers]
-        given = {name for name, _ in fields}
-        fields += [(n, v) for n, v in self._headers if n not in given]
+        if self._headers:
+            given = {name for name, _ in fields}
+            fields += [(n, v) for n, v in self._headers if n not in given]
         return Request(
             method.upper(),
             url if isinstance(url, URL) else URL(url),

@@ -34,7 +34,7 @@ from hcore_io._exceptions import (
     TimeoutError,
     WriteTimeout,
 )
-from hcore_io.client._models import Request, Response, ResponseStream
+from hcore_io.client._models import Request, Response, ResponseStream, body_length
 from hcore_io.connections import HTTPStream, StreamReset
 
 if TYPE_CHECKING:
@@ -262,10 +262,11 @@ async def exchange(
             await pool.release(entry, started, failed=True)
         raise
     status = _status(head)
-    fields = [
-        (name, value) for name, value in head.headers if not name.startswith(b":")
-    ]
-    for name, value in fields:
+    fields: list[tuple[bytes, bytes]] = []
+    for name, value in head.headers:
+        if name.startswith(b":"):
+            continue
+        fields.append((name, value))
         if name == b"alt-svc":
             pool.learn_alt_svc(entry, value)
     trailers: list[tuple[bytes, bytes]] = []
@@ -303,7 +304,18 @@ async def exchange(
             await stream.aclose()
             await pool.release(entry, started, failed=failed)
 
-    body = ResponseStream(receive, close)
+    def fail() -> None:
+        # A body too large for ResponseStream.aread: booked as a failure.
+        nonlocal failed
+        failed = True
+
+    body = ResponseStream(
+        receive,
+        close,
+        max_size=pool.limits.max_response_body_size,
+        content_length=body_length(request, status, fields),
+        fail=fail,
+    )
     # The safety net (as urllib3 and httpx have one): a body nobody reads to
     # its end nor closes would keep its connection (HTTP/1.1) or stream slot
     # (HTTP/2, HTTP/3) out of the pool for good.  When the garbage collector

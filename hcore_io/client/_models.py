@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NoReturn
 from urllib.parse import urljoin, urlsplit
 
 from hcore import Headers, LocalProtocolError
+from hcore_io._exceptions import ResponseBodyTooLarge
 
 __all__ = (
     "URL",
@@ -126,6 +128,22 @@ class URL:
         return self.raw
 
 
+@lru_cache(maxsize=256)
+def _pseudo_headers(method: str, url: str) -> tuple[tuple[bytes, bytes], ...]:
+    """The pseudo-header fields of a request (cached: clients repeat requests).
+
+    Keyed by the URL's text, whose hash ``str`` keeps, and which says all
+    (:class:`URL` is made from it alone).
+    """
+    origin, target = _split(url)
+    return (
+        (b":method", method.encode("ascii")),
+        (b":scheme", origin.scheme.encode("ascii")),
+        (b":authority", origin.authority.encode("idna")),
+        (b":path", target.encode("ascii")),
+    )
+
+
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds each phase of a request may take; ``None`` waits forever."""
@@ -176,13 +194,7 @@ class Request:
 
         :raises hcore.LocalProtocolError: if a field name is not lower case.
         """
-        url = self.url
-        block: list[tuple[bytes, bytes]] = [
-            (b":method", self.method.encode("ascii")),
-            (b":scheme", url.scheme.encode("ascii")),
-            (b":authority", url.origin.authority.encode("idna")),
-            (b":path", url.target.encode("ascii")),
-        ]
+        block = list(_pseudo_headers(self.method, self.url.raw))
         names = set()
         for name, value in self.headers:
             if name != name.lower() or name.startswith(b":"):
@@ -200,29 +212,70 @@ class Request:
         return tuple(block)
 
 
+def body_length(
+    request: Request, status: int, headers: list[tuple[bytes, bytes]]
+) -> int | None:
+    """The length of the body a response announced, or ``None``.
+
+    RFC 9110 §8.6: the ``content-length`` of a response to HEAD, of a 1xx,
+    204 or 304, or of a 2xx to CONNECT does not describe a body that
+    follows: ``None`` then, as for a response without the field or with a
+    value that is not a number (the protocol layer rejects a wrong one).
+    """
+    if (
+        request.method == "HEAD"
+        or status < 200
+        or status in (204, 304)
+        or (request.method == "CONNECT" and 200 <= status < 300)
+    ):
+        return None
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
 class ResponseStream:
     """The body of a response, read piece by piece.
 
     ``async for chunk in stream`` gives the pieces as they arrive; each read
     returns flow-control credit, so a slow reader slows the sender instead of
-    filling memory.  :meth:`aread` reads the rest at once.  When the body
-    ends (or on :meth:`aclose`) the connection goes back to its pool.
+    filling memory.  :meth:`aread` reads the rest at once, up to
+    :attr:`max_size` bytes.  When the body ends (or on :meth:`aclose`) the
+    connection goes back to its pool.
 
     :param receive: returns the next piece, or ``None`` at the end.
     :param close: releases the exchange (resets it if unfinished).
+    :param max_size: the most bytes :meth:`aread` buffers; ``None``: no bound.
+    :param content_length: the body's announced length, if any.
+    :param fail: called before :meth:`aread` gives up on a body too large,
+        so that the exchange is booked as failed.
     """
 
     def __init__(
         self,
         receive: Callable[[], Awaitable[bytes | None]],
         close: Callable[[], Awaitable[None]],
+        *,
+        max_size: int | None = None,
+        content_length: int | None = None,
+        fail: Callable[[], None] | None = None,
     ) -> None:
         self._receive = receive
         self._close = close
+        self._fail = fail
         self._done = False
         self._closed = False
+        self._too_large: ResponseBodyTooLarge | None = None
         #: Body bytes read so far.
         self.bytes_read = 0
+        #: The most bytes :meth:`aread` buffers (the pool's
+        #: ``max_response_body_size``); ``None``: no bound.  Set it before
+        #: reading to take in a body known to be larger.
+        self.max_size = max_size
+        #: The body's length announced by ``content-length``, or ``None``
+        #: (no such field, or a response that has no body, as one to HEAD).
+        self.content_length = content_length
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
@@ -234,6 +287,9 @@ class ResponseStream:
 
     async def read_chunk(self) -> bytes | None:
         """Return the next non-empty piece, or ``None`` once the body ended.
+
+        Not bounded by :attr:`max_size`: each piece read is flow-control
+        credit given back, so the sender waits for a slow reader.
 
         :raises hcore_io.ReadTimeout: if the read timeout passed.
         :raises hcore_io.ConnectionClosed: if the connection ended first.
@@ -253,8 +309,57 @@ class ResponseStream:
         return chunk
 
     async def aread(self) -> bytes:
-        """Read the rest of the body and return it."""
-        return b"".join([chunk async for chunk in self])
+        """Read the rest of the body and return it.
+
+        :raises hcore_io.ResponseBodyTooLarge: if the rest is larger than
+            :attr:`max_size` (known from ``content-length`` before reading,
+            or found while reading); the stream is reset first, and later
+            calls raise the same error.
+        :raises hcore_io.ReadTimeout: if the read timeout passed.
+        :raises hcore_io.ConnectionClosed: if the connection ended first.
+        """
+        if self._too_large is not None:
+            raise self._too_large
+        limit = self.max_size
+        if limit is None:
+            return b"".join([chunk async for chunk in self])
+        if (
+            self.content_length is not None
+            and not (self._done or self._closed)
+            and self.content_length - self.bytes_read > limit
+        ):
+            # Fail fast: nothing of a body announced too large is read.
+            await self._give_up(
+                f"the response body's content-length ({self.content_length}) "
+                f"is larger than the {limit} bytes allowed",
+                limit,
+                self.content_length,
+            )
+        chunks: list[bytes] = []
+        held = 0
+        # Bounded by the body, and by the limit: past it, reading stops.  No
+        # async generator: one left suspended by the raise below would be
+        # finalized by the garbage collector, which Trio warns about.
+        while (chunk := await self.read_chunk()) is not None:
+            held += len(chunk)
+            if held > limit:
+                chunks.clear()
+                await self._give_up(
+                    f"the response body is larger than the {limit} bytes allowed",
+                    limit,
+                    None,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _give_up(self, message: str, limit: int, length: int | None) -> NoReturn:
+        """Reset the stream and raise :exc:`ResponseBodyTooLarge`."""
+        error = ResponseBodyTooLarge(message, limit=limit, content_length=length)
+        self._too_large = error
+        if self._fail is not None and not self._closed:
+            self._fail()
+        await self.aclose()
+        raise error
 
     async def aclose(self) -> None:
         """Stop reading; an unfinished exchange is reset (HTTP/1.1: closed)."""
@@ -299,7 +404,14 @@ class Response:
         return default
 
     async def aread(self) -> bytes:
-        """Read the whole body (once) and return it."""
+        """Read the whole body (once) and return it.
+
+        :raises hcore_io.ResponseBodyTooLarge: if the body is larger than
+            ``stream.max_size`` (the pool's ``max_response_body_size``); the
+            stream is reset first.
+        :raises hcore_io.ReadTimeout: if the read timeout passed.
+        :raises hcore_io.ConnectionClosed: if the connection ended first.
+        """
         if self.content is None:
             self.content = await self.stream.aread()
         return self.content

@@ -113,10 +113,16 @@ class ConnectionPool(PoolBooks):
         ``Alt-Svc`` may stay silent before TCP is used instead.
     :param limits: the bounds (:class:`~hcore_io.Limits`) a client keeps:
         ``max_header_size`` and ``max_header_count`` (a response head over
-        them fails the request with a protocol error) and
-        ``max_buffered_data``; its defaults if omitted.
+        them fails the request with a protocol error),
+        ``max_buffered_data`` and ``max_response_body_size``; its defaults
+        if omitted.
     :param max_buffered_data: overrides ``limits.max_buffered_data``: each
         connection's per-stream buffer bound.
+    :param max_response_body_size: overrides
+        ``limits.max_response_body_size``: the largest body
+        :meth:`Response.aread` buffers (each response's
+        ``stream.max_size``); a larger one raises
+        :exc:`~hcore_io.ResponseBodyTooLarge`.
     :param http1_implementation: the name of the HTTP/1.1 implementation in
         :data:`hcore.protocols.default_registry` (``"h11"``, the default, or
         e.g. ``"httptools"``); its client factory is made with
@@ -145,10 +151,15 @@ class ConnectionPool(PoolBooks):
         resolver: Resolver | None = None,
         quic_connect_timeout: float = 3.0,
         max_buffered_data: int | None = None,
+        max_response_body_size: int | None = None,
         limits: Limits | None = None,
         http1_implementation: str | None = None,
     ) -> None:
-        limits = resolve_limits(limits, max_buffered_data=max_buffered_data)
+        limits = resolve_limits(
+            limits,
+            max_buffered_data=max_buffered_data,
+            max_response_body_size=max_response_body_size,
+        )
         try:
             self._http1_maker = default_registry.get("1.1", http1_implementation)
         except LookupError as exc:
@@ -363,11 +374,10 @@ class ConnectionPool(PoolBooks):
 
     async def aclose(self) -> None:
         """Close every connection; requests after this fail."""
-        async with self._lock:
-            self._closed = True
-            entries, self._entries = self._entries, []
-            self._abandoned.clear()
-            self._notify()
+        self._closed = True
+        entries, self._entries = self._entries, []
+        self._abandoned.clear()
+        self._notify()
         with anyio.CancelScope(shield=True):
             for entry in entries:
                 await self._close_connection(entry)

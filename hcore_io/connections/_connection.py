@@ -7,6 +7,7 @@ routing, bounded memory, closing) is explained in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ from hcore_io.connections._driver import (
     logger,
     stream_key,
 )
-from hcore_io.connections._state import StreamState
+from hcore_io.connections._state import DeadlinePassed, StreamState
 from hcore_io.connections._stream import HTTPStream, timed
 from hcore_io.connections._stream_ops import StreamOperations
 from hcore_io.connections._transports import normalize_address
@@ -40,17 +41,16 @@ _QUIC_CLOSE_GRACE = 1.0
 _CLOSING = "closing"
 
 
-def _snapshot(
-    provider: anyio.TypedAttributeProvider,
-) -> Mapping[Any, Callable[[], Any]]:
+def _snapshot(provider: anyio.TypedAttributeProvider) -> dict[Any, object]:
     # A closed socket cannot tell its addresses any more (getsockname fails).
+    # Plain values, not one closure each: a connection keeps them for life.
     values: dict[Any, object] = {}
     for attribute, getter in provider.extra_attributes.items():
         try:
             values[attribute] = getter()
         except (OSError, ValueError, anyio.TypedAttributeLookupError):
             continue
-    return {attribute: _constant(value) for attribute, value in values.items()}
+    return values
 
 
 def _constant(value: object) -> Callable[[], object]:
@@ -134,12 +134,12 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
     @property
     def local_address(self) -> Address | None:
         """This side's address, if the stream has one."""
-        return normalize_address(self.extra(SocketAttribute.local_address, None))
+        return normalize_address(self._attributes.get(SocketAttribute.local_address))
 
     @property
     def remote_address(self) -> Address | None:
         """The peer's address, if the stream has one."""
-        return normalize_address(self.extra(SocketAttribute.remote_address, None))
+        return normalize_address(self._attributes.get(SocketAttribute.remote_address))
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -148,7 +148,7 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
         Read once, when the connection was made, so that they stay readable
         (for logging) after the stream is closed.
         """
-        return self._attributes
+        return {key: _constant(value) for key, value in self._attributes.items()}
 
     def is_available(self) -> bool:
         """Whether a new stream can be opened now."""
@@ -188,7 +188,10 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
 
         The peer is sent a graceful close (GOAWAY), then a reset for every
         stream still open; on HTTP/3 the protocol's CONNECTION_CLOSE is
-        awaited briefly, since closing a QUIC stream tells the peer nothing.
+        awaited briefly, since closing a QUIC stream tells the peer nothing;
+        if the peer holds the graceful close up past that, the protocol is
+        made to close at once (its CONNECTION_CLOSE carries the ``cancel``
+        code).
         Tasks waiting on the abandoned streams get
         :class:`~hcore_io.ConnectionClosed`.  Calling it again does nothing.
         """
@@ -240,6 +243,16 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
         if self._transport.closes_itself and self._terminated is None:
             with anyio.move_on_after(_QUIC_CLOSE_GRACE):
                 await self._wait(_CLOSING, lambda: self._terminated is not None)
+            if self._terminated is None:
+                # The peer did not let the graceful close finish in time (it
+                # acknowledged nothing, or keeps a stream open): close at
+                # once (RFC 9000 §10.2), since closing the stream would tell
+                # it nothing, and it would learn only by its idle timeout.
+                # Nothing happens if the protocol sent its CONNECTION_CLOSE
+                # already.
+                protocol.submit_close(protocol.error_codes.cancel)
+                self._transport.dirty = True
+                await self._flush()
 
     async def __aenter__(self) -> HTTPConnection:
         await self.open()
@@ -298,19 +311,34 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
             raise
         return HTTPStream(self, state)
 
-    async def accept_stream(self) -> HTTPStream | None:
+    async def accept_stream(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (see module doc)
+    ) -> HTTPStream | None:
         """Wait for the next request the peer starts.
 
+        :param timeout: seconds to wait (a server's keep-alive timeout); the
+            connection stays as it was when it passes.
         :return: the stream, its request headers first in line; ``None`` once
             the connection is over and no more requests can come.
+        :raises hcore_io.ReadTimeout: if ``timeout`` passed first.
         """
         self._enter_stream_mode()
         self._accepting = True
+        # A deadline for the wait, which bounds the read it does with the
+        # read's own cancel scope: no timer of its own.
+        deadline = math.inf if timeout is None else anyio.current_time() + timeout
         try:
-            await self._wait(ACCEPT, lambda: bool(self._accepted))
+            await self._wait(ACCEPT, self._has_accepted, deadline)
         except ConnectionClosed:
             return None
-        return self._accepted.popleft()
+        except DeadlinePassed:
+            raise ReadTimeout(f"no request came within {timeout} s") from None
+        return self._accepted.pop(0)
+
+    def _has_accepted(self) -> bool:
+        return bool(self._accepted)
 
     # -- low-level use -----------------------------------------------------------
 

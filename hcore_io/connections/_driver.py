@@ -41,9 +41,22 @@ it, and each ``send_*`` returns once its bytes were handed to the transport.
 write lock (the writer may be blocked on a peer that is itself blocked
 writing to us, and only reading frees both), and a sender takes the lock
 right after collecting its bytes, without yielding, so that its bulk data
-is never left for a reader to write.  A write interrupted half-way
-(cancelled while the peer was not reading) leaves a TCP stream corrupt, so
-it breaks the connection; cancelling a task anywhere else does not.
+is never left for a reader to write.  The bytes the protocol produced
+belong to the connection, not to the task that writes them: a write that
+has begun is finished even if its task is cancelled (a client request's
+timeout while the peer was slow to read), since part of a frame or of a
+TLS record would corrupt the stream for every other stream of it.  The
+rest is written shielded from the cancellation, within a grace time
+(``_WRITE_GRACE`` of ``_transports``); only if it cannot finish in time is
+the connection broken.  Then the cancellation goes on to the task, and the
+tasks that left their bytes to it are woken to write what is still queued.
+Where the stream tells what an interrupted send left unsent (epoll's plain
+TCP sockets), nothing costs a cancel scope until a cancellation comes.
+AnyIO's streams, and TLS over any stream, cannot tell, so there the send
+is shielded from the start, bounded by the deadline that would cancel it
+(a timeout) plus the grace; a task under no deadline is not shielded, since
+nothing would bound its wait once cancelled, and its write, if interrupted,
+still breaks the connection.
 
 Closing.  The transport is closed when the protocol has expired, nothing is
 left to send and no stream is in flight; when it failed; or by
@@ -58,7 +71,6 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABCMeta, abstractmethod
-from collections import deque
 from collections.abc import Callable, Hashable
 
 import anyio
@@ -73,7 +85,7 @@ from hcore_io._exceptions import ConnectionClosed, NetworkError, WriteError
 from hcore_io.connections._state import DeadlinePassed, EventQueue, StreamState
 from hcore_io.connections._stream import HTTPStream
 from hcore_io.connections._transports import QUICTransport, TCPTransport, Transport
-from hcore_io.connections._waiters import Waiters
+from hcore_io.connections._waiters import Waiters, WriteLock
 
 __all__ = ("DEFAULT_MAX_BUFFERED_DATA", "Driver")
 
@@ -136,9 +148,12 @@ class Driver(metaclass=ABCMeta):
         self._peer = self._transport.extra(SocketAttribute.remote_address, None)
         self._limit = max_buffered_data
         self._streams: dict[int, StreamState] = {}
-        self._draining: set[StreamState] = set()
+        # Finished streams whose last bytes wait for credit (made when the
+        # first one does: most connections never have one).
+        self._draining: set[StreamState] | None = None
         self._events = EventQueue(max_buffered_data)
-        self._accepted: deque[HTTPStream] = deque()
+        # Streams accepted and not yet taken (a list: rarely more than one).
+        self._accepted: list[HTTPStream] = []
         self._stream_mode = False
         self._accepting = False
         self._full_queues = 0
@@ -147,7 +162,7 @@ class Driver(metaclass=ABCMeta):
         self._read_scope: anyio.CancelScope | None = None
         self._reader_key: Hashable = None
         self._waiters = Waiters()
-        self._write_lock = anyio.Lock(fast_acquire=True)
+        self._write_lock = WriteLock()
         self._opened = False
         self._closed = False
         self._input_done = False
@@ -331,11 +346,19 @@ class Driver(metaclass=ABCMeta):
                     try:
                         await transport.send_backlog()
                     except WriteError as exc:
-                        await self._write_failed(exc)
+                        if transport.interrupted_error is not None:
+                            await self._break(transport.interrupted_error)
+                        else:
+                            await self._write_failed(exc)
                         raise
                     except BaseException:
-                        if transport.breaks_on_partial_write:
-                            await self._break(WriteError("a write was interrupted"))
+                        # Cancelled: the write was finished (see "Writes.").
+                        # The bytes other tasks left to this one stay
+                        # queued; wake them to write them.
+                        if transport.interrupted_error is not None:
+                            await self._break(transport.interrupted_error)
+                        else:
+                            self._wake_all()
                         raise
         self._check_waiters()
         await self._close_if_over()
@@ -401,7 +424,7 @@ class Driver(metaclass=ABCMeta):
         for state in self._streams.values():
             if not state.finished:
                 state.lost = True
-        self._draining.clear()
+        self._draining = None
         self._wake_all()
         await self._transport.aclose()
         logger.debug(
@@ -410,9 +433,11 @@ class Driver(metaclass=ABCMeta):
 
     def _check_waiters(self) -> None:
         protocol = self._protocol
-        for drained in list(self._draining):
-            if drained.aborted or not protocol.pending_data_size(drained.stream_id):
-                self._draining.discard(drained)
+        draining = self._draining
+        if draining:
+            for drained in list(draining):
+                if drained.aborted or not protocol.pending_data_size(drained.stream_id):
+                    draining.discard(drained)
         for key in self._waiters.keys():
             if isinstance(key, tuple) and key[0] == "credit":
                 state = self._streams.get(key[1])

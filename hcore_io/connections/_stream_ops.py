@@ -39,11 +39,26 @@ class StreamOperations(Router):
         if state.released:
             raise LocalProtocolError(f"stream {state.stream_id} was closed")
 
+    def _refused(self, state: StreamState, exc: LocalProtocolError) -> HCoreError:
+        """What a send the protocol refused means for the stream's user.
+
+        While events are held back (a queue is full, see ``_driver``), the
+        peer's reset of a stream may be among them: the protocol knows the
+        stream is closed, our state does not yet.  A send refused on a
+        stream not ended on our side is then that reset, not a misuse.
+        """
+        if self._paused and not state.local_ended:
+            return StreamReset(state.stream_id, None, by_peer=True)
+        return exc
+
     async def _stream_send_headers(
         self, state: StreamState, headers: Headers, end_stream: bool
     ) -> None:
         self._check_stream(state)
-        self._protocol.submit_headers(state.stream_id, headers, end_stream)
+        try:
+            self._protocol.submit_headers(state.stream_id, headers, end_stream)
+        except LocalProtocolError as exc:
+            raise self._refused(state, exc) from exc
         self._transport.dirty = True
         state.local_ended = state.local_ended or end_stream
         await self._flush()
@@ -53,7 +68,10 @@ class StreamOperations(Router):
         self, state: StreamState, data: bytes, end_stream: bool
     ) -> None:
         self._check_stream(state)
-        waited = await self._submit_data(state.stream_id, data, end_stream, state)
+        try:
+            waited = await self._submit_data(state.stream_id, data, end_stream, state)
+        except LocalProtocolError as exc:
+            raise self._refused(state, exc) from exc
         if waited and (state.reset_code is not None or state.refused):
             # Reset while its data waited for credit: the data was dropped.
             raise StreamReset(
@@ -66,8 +84,11 @@ class StreamOperations(Router):
         self._check_stream(state)
         # Submitted together and flushed once: the protocol's bytes_to_send()
         # then hands the head and the body to the transport in one piece.
-        self._protocol.submit_headers(state.stream_id, headers, False)
-        waited = await self._submit_data(state.stream_id, data, end_stream, state)
+        try:
+            self._protocol.submit_headers(state.stream_id, headers, False)
+            waited = await self._submit_data(state.stream_id, data, end_stream, state)
+        except LocalProtocolError as exc:
+            raise self._refused(state, exc) from exc
         if waited and (state.reset_code is not None or state.refused):
             raise StreamReset(
                 state.stream_id, state.reset_code, by_peer=state.reset_by_peer

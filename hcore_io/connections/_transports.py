@@ -18,11 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import ByteStream, UnreliableObjectStream
 
 from hcore import Address, Datagram
 from hcore.protocols import HTTPOverQUICProtocol, HTTPOverTCPProtocol, HTTPProtocol
 from hcore_io._exceptions import ReadError, WriteError
+from hcore_io.networking._epoll_streams import EpollSocketStream
 from hcore_io.networking._interfaces import QUICStream
 
 __all__ = (
@@ -42,6 +44,13 @@ _READ_SIZE = 262144
 # How long closing a stream may take (a TLS close_notify exchange) before it
 # is closed forcefully.
 _CLOSE_GRACE = 2.0
+
+# How long the rest of a write whose task was cancelled may take, counted
+# from the cancellation (or, where the stream cannot tell what an
+# interrupted send left unsent, from the deadline that cancelled it), before
+# the connection is given up as corrupt.  A peer that reads nothing for this
+# long holds the connection's other streams up anyway; 2 s, like closing.
+_WRITE_GRACE = 2.0
 
 # The errors a stream raises when the network fails under it.  ``ssl.SSLError``
 # is an ``OSError``.
@@ -89,6 +98,10 @@ class Transport(anyio.TypedAttributeProvider, metaclass=ABCMeta):
 
     #: Set when a read failed (not at a clean end of stream).
     read_error: ReadError | None = None
+    #: Set when a write whose task was cancelled could not be finished (its
+    #: rest failed, or took longer than the grace): the peer got part of a
+    #: message, so the connection must be broken.
+    interrupted_error: WriteError | None = None
     #: Whether the protocol may have something to send: set by whoever
     #: calls into it, cleared by :meth:`collect`, so that the protocol is
     #: asked only when it may have an answer (QUIC's ``datagrams_to_send()``
@@ -140,6 +153,11 @@ class Transport(anyio.TypedAttributeProvider, metaclass=ABCMeta):
     @abstractmethod
     async def send_backlog(self) -> None:
         """Write the backlog to the stream.
+
+        The bytes belong to the connection, not to the calling task: a write
+        that has begun is finished even if the task is cancelled, shielded
+        but within a grace time; then the cancellation is raised.  If the
+        rest could not be sent, :attr:`interrupted_error` is set.
 
         :raises WriteError: if the stream failed.
         """
@@ -199,6 +217,8 @@ class TCPTransport(Transport):
         self._initial_data = initial_data
         self._backlog: list[bytes] = []
         self._lost = False
+        # Whether an interrupted send tells what it left unsent.
+        self._reports_unsent = isinstance(stream, EpollSocketStream)
 
     @property
     def protocol(self) -> HTTPOverTCPProtocol:
@@ -248,15 +268,93 @@ class TCPTransport(Transport):
         return bool(self._backlog)
 
     async def send_backlog(self) -> None:
+        # A cancelled write is finished, not abandoned: the peer must never
+        # get part of a message (an HTTP/2 frame cut short, a TLS record
+        # half sent corrupts the connection for every stream).
+        if self._reports_unsent:
+            await self._send_finishing_cancelled()
+        else:
+            await self._send_shielded()
+
+    async def _send_finishing_cancelled(self) -> None:
+        # No cancel scope unless a cancellation came: the stream says what
+        # an interrupted send left, and only that rest is sent shielded.
         data = b"".join(self._backlog)
-        # Taken out before the write: after an interrupted write the
-        # connection is broken anyway, and nothing may be written twice.
         self._backlog.clear()
         try:
             await self._stream.send(data)
         except (*_STREAM_ERRORS, RuntimeError) as exc:
             # asyncio raises RuntimeError for a write after write_eof().
             raise WriteError(f"writing failed: {describe(exc)}") from exc
+        except BaseException:
+            stream = self._stream
+            assert isinstance(stream, EpollSocketStream)
+            rest = stream.unsent
+            stream.unsent = b""
+            grace = anyio.current_time() + _WRITE_GRACE
+            with anyio.CancelScope(shield=True, deadline=grace) as scope:
+                try:
+                    await stream.send(bytes(rest))
+                except _STREAM_ERRORS as exc:
+                    self._interrupted(exc)
+            if scope.cancelled_caught:
+                self._interrupted()
+            raise
+
+    async def _send_shielded(self) -> None:
+        # AnyIO's streams cannot tell what a cancelled send left unsent (a
+        # Trio send loops over partial writes; a TLSStream has consumed the
+        # plain text, and marks itself broken once its record is cut), so
+        # the send is shielded from the start.  Its bound: the deadline that
+        # would have cancelled it (a timeout), plus the grace.  A task under
+        # no deadline is not shielded: nothing would bound the wait once it
+        # is cancelled (a server shutting down, a peer that never reads), so
+        # its interrupted write breaks the connection.
+        deadline = anyio.current_effective_deadline()
+        if deadline == math.inf:
+            data = b"".join(self._backlog)
+            self._backlog.clear()
+            try:
+                await self._stream.send(data)
+            except (*_STREAM_ERRORS, RuntimeError) as exc:
+                raise WriteError(f"writing failed: {describe(exc)}") from exc
+            except BaseException:
+                self.interrupted_error = WriteError(
+                    "a write was interrupted by a cancellation"
+                )
+                raise
+            return
+        if deadline == -math.inf:
+            # Already cancelled: nothing has begun, the backlog stays.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        data = b"".join(self._backlog)
+        self._backlog.clear()
+        with anyio.CancelScope(shield=True, deadline=deadline + _WRITE_GRACE) as scope:
+            try:
+                await self._stream.send(data)
+            except (*_STREAM_ERRORS, RuntimeError) as exc:
+                raise WriteError(f"writing failed: {describe(exc)}") from exc
+        if scope.cancelled_caught:
+            self._interrupted()
+        # A cancellation that came meanwhile goes on to the task now (a
+        # check, not a yield, when there is none).
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if self.interrupted_error is not None:
+            # Not reached: the deadline that cancelled the task has passed.
+            raise self.interrupted_error
+
+    def _interrupted(self, cause: BaseException | None = None) -> None:
+        # The rest failed (``cause``), or the grace passed.
+        if self.interrupted_error is not None:
+            return
+        if cause is None:
+            why = f"not sent within {_WRITE_GRACE} s"
+        else:
+            why = f"failed: {describe(cause)}"
+        self.interrupted_error = WriteError(
+            f"a write was interrupted and its rest {why}"
+        )
+        self.interrupted_error.__cause__ = cause
 
     def connection_lost(self) -> None:
         if not self._lost:

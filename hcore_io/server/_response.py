@@ -36,6 +36,12 @@ _CONNECTION_SPECIFIC = frozenset(
     )
 )
 _SEND_ERRORS = (StreamReset, NetworkError)
+# (Tuples, not unions: ``A | B`` builds an object at every call.)
+_SEQUENCES = (list, tuple)
+_BYTES = (bytes, bytearray, memoryview)
+#: Statuses whose responses have no content (RFC 9110 §6.4.1): no body is
+#: sent and no content-length is added.
+_NO_CONTENT = frozenset({204, 304})
 
 
 class ClientDisconnected(OSError):
@@ -109,7 +115,7 @@ class ResponseSender:
         self._response_started = True
 
     def _fields(self, headers: object) -> list[tuple[bytes, bytes]]:
-        if not isinstance(headers, list | tuple):
+        if not isinstance(headers, _SEQUENCES):
             raise RuntimeError("response headers must be a list of pairs")
         fields: list[tuple[bytes, bytes]] = []
         filtered = self._info.filter_headers
@@ -129,15 +135,21 @@ class ResponseSender:
         if self._body_sent:
             raise RuntimeError("http.response.body sent after the response ended")
         body = message.get("body", b"")
-        if not isinstance(body, bytes | bytearray | memoryview):
+        if not isinstance(body, _BYTES):
             raise RuntimeError("http.response.body's body must be bytes")
         more = bool(message.get("more_body", False))
         end = not more and not self._trailers_expected
-        data = b"" if self._head else bytes(body)
+        # HEAD, 204 and 304 (RFC 9110 §9.3.2, §15.3.5, §15.4.5) end at the
+        # head, whatever body the application sends.
+        data = b"" if self._head or self._status in _NO_CONTENT else bytes(body)
         head = self._pending_head
         if head is not None:
             self._pending_head = None
-            if end and not any(name == b"content-length" for name, _ in head):
+            if (
+                end
+                and self._status not in _NO_CONTENT
+                and not any(name == b"content-length" for name, _ in head)
+            ):
                 head.append((b"content-length", b"%d" % len(body)))
             if data:
                 # One write for the head and the first piece of the body.

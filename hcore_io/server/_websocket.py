@@ -410,4 +410,5 @@ class WebSocketExchange(FramePump):
                 session.send_close(code, reason)
             except HCoreError as exc:
                 raise RuntimeError(f"bad websocket.close: {exc}") from exc
+            self._closing_started()
             await self._flush(session)

@@ -9,11 +9,18 @@ and the peer with it through flow control), writes the session's answers
 (pongs, the echo of a Close) under the send lock, and ends the stream once
 the closing handshake is over (RFC 6455 §7.1.1, RFC 8441 §5).  The ASGI
 message handling stays in the exchange.
+
+Once the server sent its Close (the application's, or a shutdown's 1001),
+the reader waits ``close_timeout`` at most for the client's: past it the
+WebSocket ends abnormally (1006), the stream is given up (on HTTP/1.1 the
+connection closed) and ``receive()`` answers ``websocket.disconnect``, even
+to an application still waiting in it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -57,6 +64,18 @@ class FramePump:
     _close_code: int
     _close_reason: str
     _target: str
+    # When the client's Close is given up on (our Close was sent), and the
+    # reader's scope that deadline applies to.
+    _close_deadline: float = math.inf
+    _reader_scope: anyio.CancelScope | None = None
+
+    def _closing_started(self) -> None:
+        """Our Close is sent: wait ``close_timeout`` at most for the client's."""
+        deadline = anyio.current_time() + self._options.close_timeout
+        if deadline < self._close_deadline:
+            self._close_deadline = deadline
+            if self._reader_scope is not None:
+                self._reader_scope.deadline = deadline
 
     async def _flush(self, session: WebSocketSession) -> None:
         """Write what the session queued (the send lock is held)."""
@@ -79,28 +98,41 @@ class FramePump:
         session = self._session
         assert session is not None
         try:
-            # Bounded by what the client sends: every round takes an event.
-            while session.state is not SessionState.CLOSED:
-                event = await self._next_event()
-                if isinstance(event, DataReceived):
-                    session.receive_data(event.data)
-                    if event.end_stream:
-                        session.receive_eof()
-                else:
-                    # The stream ended otherwise: a reset, GOAWAY, or the
-                    # connection closed.
-                    session.receive_eof()
-                await self._deliver(session)
-                # Pongs and the echo of a Close: taken before the lock, as a
-                # send queues and takes its frames at once, under it; control
-                # frames may go between them (RFC 6455 §5.4).
-                answers = session.data_to_send()
-                if answers:
-                    async with self._send_lock:
-                        try:
-                            await self._stream.send_data(answers)
-                        except STREAM_ERRORS:
+            with anyio.CancelScope(deadline=self._close_deadline) as scope:
+                self._reader_scope = scope
+                # Bounded by what the client sends: every round takes an
+                # event; and by the close deadline once our Close is out.
+                while session.state is not SessionState.CLOSED:
+                    event = await self._next_event()
+                    if isinstance(event, DataReceived):
+                        session.receive_data(event.data)
+                        if event.end_stream:
                             session.receive_eof()
+                    else:
+                        # The stream ended otherwise: a reset, GOAWAY, or the
+                        # connection closed.
+                        session.receive_eof()
+                    await self._deliver(session)
+                    # Pongs and the echo of a Close: taken before the lock, as
+                    # a send queues and takes its frames at once, under it;
+                    # control frames may go between them (RFC 6455 §5.4).
+                    answers = session.data_to_send()
+                    if answers:
+                        async with self._send_lock:
+                            try:
+                                await self._stream.send_data(answers)
+                            except STREAM_ERRORS:
+                                session.receive_eof()
+            self._reader_scope = None
+            if scope.cancelled_caught:
+                # RFC 6455 §7.1.1: the client never answered our Close; the
+                # WebSocket ends abnormally (1006) and the stream is given
+                # up (reset by the exchange's close on HTTP/2 and HTTP/3).
+                session.receive_eof()
+                await self._deliver(session)
+                if not self._multiplexed:
+                    await self._stream.connection.aclose()
+                return
             await self._deliver(session)
             await self._finish()
         finally:

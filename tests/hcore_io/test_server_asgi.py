@@ -127,9 +127,7 @@ async def test_trailers(
     assert (b"x-checksum", b"abc123") in response.trailers
 
 
-# Not "3": hcore's HTTP/3 client rejects a HEAD response's Content-Length
-# (reported to the lead); tests/integration checks HEAD over HTTP/3.
-@pytest.mark.parametrize("version", ["1.1", "2", "h2c"])
+@pytest.mark.parametrize("version", ["1.1", "2", "h2c", "3"])
 async def test_head_has_no_body(
     version: str,
     server_tls_config: ServerTLSConfig,

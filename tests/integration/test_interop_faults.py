@@ -338,7 +338,11 @@ async def test_client_writes_wait_for_a_server_that_stops_reading(
                     tracemalloc.stop()
                 # The piece being written and the event loop's buffer.
                 assert peak < 6 << 20, peak
-                # The write was cut short: the connection cannot go on.
+                # The request's body was given up half-way: an HTTP/1.1
+                # connection cannot go on (a write cut short breaks it at
+                # once; one that never began leaves it until the stream is
+                # closed).
+                await stream.aclose()
                 assert connection.has_expired()
 
 

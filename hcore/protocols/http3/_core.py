@@ -53,9 +53,9 @@ from hcore.events import (
     StreamResetSent,
     TrailersReceived,
 )
+from hcore.protocols.http3._content import ContentAwareH3Connection
 from hcore.protocols.http3._control import ControlStreamError, ControlStreamReader
 from hcore.protocols.http3._limits import Limits
-from hcore.protocols.http3._qpack import BoundedH3Connection
 from hcore.protocols.http3._quic import (
     FlowControlledQuicConnection,
     forget_h3_sending,
@@ -143,9 +143,13 @@ class ProtocolCore:
         return self._now
 
     def _new_h3(self, quic: FlowControlledQuicConnection) -> H3Connection:
-        """Make the HTTP/3 layer, with our QPACK and field section bounds."""
+        """Make the HTTP/3 layer, with our QPACK and field section bounds.
+
+        It also knows which messages have no content whatever their
+        ``content-length`` says (:mod:`~hcore.protocols.http3._content`).
+        """
         limits = self._limits
-        return BoundedH3Connection(
+        return ContentAwareH3Connection(
             quic,
             max_table_capacity=limits.qpack_max_table_capacity,
             blocked_streams=limits.qpack_blocked_streams,

@@ -26,8 +26,16 @@ out of its reach in aioquic 1.7 (the project pins ``aioquic>=1.7.2,<1.8``):
   STOP_SENDING, so that the record is dropped once the receiving side ends;
   :func:`h3_buffered` tells how much it keeps unparsed, which counts as not
   taken for flow control.
+- *A client starting over* after a Retry (or Version Negotiation): aioquic
+  makes new packet spaces and forgets the packets sent in the old ones, so
+  the 0-RTT data they carried (a resumed client's first requests) would
+  never be sent again and their bytes would stay counted in flight.
+  :class:`FlowControlledQuicConnection` declares them lost instead (RFC 9000
+  §17.2.5.3: the client may send that data again, in new packets).
 - *Streams still in flight*, so that a graceful close waits for data (and
-  the GOAWAY) to be acknowledged: :func:`streams_settled`.
+  the GOAWAY) to be acknowledged: :func:`streams_settled`; and the requests
+  a client began but never finished, which a server's graceful close
+  refuses rather than waits for: :func:`unanswered_requests`.
 
 Every private (underscore) name of aioquic that hcore uses is used here and
 nowhere else.  Elsewhere hcore uses aioquic's documented API, plus module-level
@@ -44,10 +52,11 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import (
     MAX_STREAM_DATA_FRAME_CAPACITY,
     QuicConnection,
+    stream_is_client_initiated,
     stream_is_unidirectional,
 )
 from aioquic.quic.packet import QuicFrameType
-from aioquic.quic.packet_builder import QuicPacketBuilder
+from aioquic.quic.packet_builder import QuicDeliveryState, QuicPacketBuilder
 from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.stream import QuicStream
 from aioquic.tls import SessionTicketFetcher, SessionTicketHandler
@@ -62,6 +71,7 @@ __all__ = (
     "peer_certificate",
     "send_room",
     "streams_settled",
+    "unanswered_requests",
 )
 
 #: The most an HTTP/3 DATA frame header takes: a one-byte type and an up to
@@ -109,11 +119,28 @@ class FlowControlledQuicConnection(QuicConnection):
         self._hcore_request_client_certificate = request_client_certificate
 
     def _initialize(self, peer_cid: bytes) -> None:
+        # A client calls this again when it starts over after a Retry or a
+        # Version Negotiation; the packets it sent so far belong to spaces
+        # that are about to be replaced.
+        old_spaces = list(self._spaces.values())
         # The TLS context is created here; a server's is fed the ClientHello
         # right after, so this is the one moment to ask for a certificate.
         super()._initialize(peer_cid)
         if self._hcore_request_client_certificate:
             self.tls._request_client_certificate = True
+        sent = [p for space in old_spaces for p in space.sent_packets.values()]
+        if not sent:
+            return
+        # Their bytes are no longer in flight (as when a space is discarded),
+        # and what they carried is sent again in the new spaces: RFC 9000
+        # §17.2.5.3 (0-RTT data).  The old Initials' CRYPTO frames go to the
+        # old, replaced crypto streams, so they are not sent twice.
+        self._loss._cc.on_packets_expired(packets=[p for p in sent if p.in_flight])
+        for space in old_spaces:
+            space.sent_packets.clear()
+        for packet in sent:
+            for handler, args in packet.delivery_handlers:
+                handler(QuicDeliveryState.LOST, *args)
 
     def _write_stream_limits(
         self, builder: QuicPacketBuilder, space: QuicPacketSpace, stream: QuicStream
@@ -197,6 +224,29 @@ def streams_settled(quic: QuicConnection, control_stream_id: int) -> bool:
         for stream_id, stream in quic._streams.items()
         if not stream_is_unidirectional(stream_id)
     )
+
+
+def unanswered_requests(quic: QuicConnection, first_stream_id: int) -> list[int]:
+    """The client's request streams, from ``first_stream_id`` on, a server left alone.
+
+    Those are bidirectional streams the client opened that aioquic still
+    keeps and on which the server has not reset its side: a request whose
+    head never arrived whole, which the HTTP/3 layer therefore never saw.
+    Such a stream ends only if the client ends it, so a graceful close that
+    waited for it (:func:`streams_settled`) could wait for ever.
+
+    :param quic: a server's connection.
+    :param first_stream_id: the lowest stream id to report (the GOAWAY's).
+    :return: the QUIC stream ids.
+    """
+    return [
+        stream_id
+        for stream_id, stream in quic._streams.items()
+        if stream_id >= first_stream_id
+        and stream_is_client_initiated(stream_id)
+        and not stream_is_unidirectional(stream_id)
+        and stream.sender._reset_error_code is None
+    ]
 
 
 def peer_certificate(

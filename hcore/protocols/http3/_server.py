@@ -18,7 +18,11 @@ from hcore._types import Address, Datagram
 from hcore.events import ConnectionTerminated
 from hcore.protocols.http3._limits import Limits
 from hcore.protocols.http3._protocol import AioquicProtocol
-from hcore.protocols.http3._quic import FlowControlledQuicConnection, peer_certificate
+from hcore.protocols.http3._quic import (
+    FlowControlledQuicConnection,
+    peer_certificate,
+    unanswered_requests,
+)
 from hcore.protocols.http3._retry import RetryTokens
 from hcore.protocols.http3._routing import parse_datagram_route
 from hcore.protocols.http3._streams import (
@@ -224,6 +228,22 @@ class AioquicServerProtocol(AioquicProtocol):
         stream = Stream(quic_id, SendState.IDLE, ReceiveState.HEADERS)
         self._streams[quic_id] = stream
         return stream
+
+    def _maybe_close(self) -> None:
+        quic = self._quic
+        if (
+            quic is not None
+            and self._goaway_sent is not None
+            and not (self._closing or self._terminated)
+        ):
+            # RFC 9114 §5.2: a request at or above our GOAWAY whose head is
+            # still coming is refused unprocessed too, as _on_request refuses
+            # a whole one (§4.1.1: H3_REQUEST_REJECTED), rather than waited
+            # for: the client may never finish it, and the close (with its
+            # CONNECTION_CLOSE) would wait as long.
+            for quic_id in unanswered_requests(quic, self._goaway_sent):
+                self._abandon(quic_id, ErrorCode.H3_REQUEST_REJECTED, receiving=True)
+        super()._maybe_close()
 
     def _goaway_identifier(self) -> int:
         # RFC 9114 §5.2: the first request stream we will not process.
