@@ -359,7 +359,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--tasks", type=int, default=4, help="tasks per HTTP version")
-    parser.add_argument("--warmup", type=int, default=5000)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="requests before the start RSS is read (default: 5%% of "
+        "--requests, at least 5,000): RSS settles only after tens of "
+        "thousands of requests (allocator arenas, caches)",
+    )
     parser.add_argument(
         "--duration",
         type=float,
@@ -388,6 +395,8 @@ def main() -> int:
         "counts as hung (the soak then ends)",
     )
     args = parser.parse_args()
+    if args.warmup is None:
+        args.warmup = max(5000, args.requests // 20)
     args.warmup = min(args.warmup, args.requests // 10)
 
     import trustme

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.lowlevel
@@ -24,7 +24,6 @@ from anyio.abc import ByteStream, UnreliableObjectStream
 from hcore import Address, Datagram
 from hcore.protocols import HTTPOverQUICProtocol, HTTPOverTCPProtocol, HTTPProtocol
 from hcore_io._exceptions import ReadError, WriteError
-from hcore_io.networking._epoll_streams import EpollSocketStream
 from hcore_io.networking._interfaces import QUICStream
 
 __all__ = (
@@ -51,6 +50,20 @@ _CLOSE_GRACE = 2.0
 # the connection is given up as corrupt.  A peer that reads nothing for this
 # long holds the connection's other streams up anyway; 2 s, like closing.
 _WRITE_GRACE = 2.0
+
+
+@runtime_checkable
+class _ReportsUnsent(Protocol):
+    """A byte stream whose interrupted ``send`` tells what it left unsent.
+
+    :class:`~hcore_io.networking.EpollNetworking`'s streams do; AnyIO's
+    cannot (see :meth:`TCPTransport.send_backlog`).
+    """
+
+    unsent: bytes | memoryview
+
+    async def send(self, item: bytes) -> None: ...
+
 
 # The errors a stream raises when the network fails under it.  ``ssl.SSLError``
 # is an ``OSError``.
@@ -112,12 +125,6 @@ class Transport(anyio.TypedAttributeProvider, metaclass=ABCMeta):
     @abstractmethod
     def protocol(self) -> HTTPProtocol:
         """The protocol this transport feeds."""
-        raise NotImplementedError
-
-    @property
-    @abstractmethod
-    def breaks_on_partial_write(self) -> bool:
-        """Whether an interrupted write leaves the peer with a corrupt stream."""
         raise NotImplementedError
 
     @property
@@ -218,15 +225,11 @@ class TCPTransport(Transport):
         self._backlog: list[bytes] = []
         self._lost = False
         # Whether an interrupted send tells what it left unsent.
-        self._reports_unsent = isinstance(stream, EpollSocketStream)
+        self._reports_unsent = isinstance(stream, _ReportsUnsent)
 
     @property
     def protocol(self) -> HTTPOverTCPProtocol:
         return self._protocol
-
-    @property
-    def breaks_on_partial_write(self) -> bool:
-        return True
 
     @property
     def closes_itself(self) -> bool:
@@ -288,7 +291,7 @@ class TCPTransport(Transport):
             raise WriteError(f"writing failed: {describe(exc)}") from exc
         except BaseException:
             stream = self._stream
-            assert isinstance(stream, EpollSocketStream)
+            assert isinstance(stream, _ReportsUnsent)
             rest = stream.unsent
             stream.unsent = b""
             grace = anyio.current_time() + _WRITE_GRACE
@@ -404,11 +407,6 @@ class QUICTransport(Transport):
     @property
     def protocol(self) -> HTTPOverQUICProtocol:
         return self._protocol
-
-    @property
-    def breaks_on_partial_write(self) -> bool:
-        # A datagram is sent whole or not at all, and QUIC recovers lost ones.
-        return False
 
     @property
     def closes_itself(self) -> bool:

@@ -58,7 +58,8 @@ __all__ = (
 # Receives read into the poller's shared buffer and copy out what came, so
 # that a receive(262144) returning a few hundred bytes allocates only those:
 # a recv() into a bytes object of the size asked for allocates it whole and
-# shrinks it, which cost ~80 us per read here (Linux 6.18 in a Firecracker VM, glibc) against ~6 us.
+# shrinks it, which cost ~80 us per read here (Linux 6.18 in a Firecracker
+# VM, glibc) against ~6 us.
 # Once a receive asking for this much or more filled the buffer (a bulk
 # transfer), the next ones read straight into a bytes object of their own
 # (one copy less) for as long as they come full.
