@@ -279,16 +279,26 @@ class TCPTransport(Transport):
         else:
             await self._send_shielded()
 
-    async def _send_finishing_cancelled(self) -> None:
-        # No cancel scope unless a cancellation came: the stream says what
-        # an interrupted send left, and only that rest is sent shielded.
+    def _take_backlog(self) -> bytes:
+        # Taken out before the write: nothing may be written twice.
         data = b"".join(self._backlog)
         self._backlog.clear()
+        return data
+
+    async def _send(self, data: bytes) -> None:
         try:
             await self._stream.send(data)
         except (*_STREAM_ERRORS, RuntimeError) as exc:
             # asyncio raises RuntimeError for a write after write_eof().
             raise WriteError(f"writing failed: {describe(exc)}") from exc
+
+    async def _send_finishing_cancelled(self) -> None:
+        # No cancel scope unless a cancellation came: the stream says what
+        # an interrupted send left, and only that rest is sent shielded.
+        try:
+            await self._send(self._take_backlog())
+        except WriteError:
+            raise
         except BaseException:
             stream = self._stream
             assert isinstance(stream, _ReportsUnsent)
@@ -315,12 +325,10 @@ class TCPTransport(Transport):
         # its interrupted write breaks the connection.
         deadline = anyio.current_effective_deadline()
         if deadline == math.inf:
-            data = b"".join(self._backlog)
-            self._backlog.clear()
             try:
-                await self._stream.send(data)
-            except (*_STREAM_ERRORS, RuntimeError) as exc:
-                raise WriteError(f"writing failed: {describe(exc)}") from exc
+                await self._send(self._take_backlog())
+            except WriteError:
+                raise
             except BaseException:
                 self.interrupted_error = WriteError(
                     "a write was interrupted by a cancellation"
@@ -330,13 +338,9 @@ class TCPTransport(Transport):
         if deadline == -math.inf:
             # Already cancelled: nothing has begun, the backlog stays.
             await anyio.lowlevel.checkpoint_if_cancelled()
-        data = b"".join(self._backlog)
-        self._backlog.clear()
+        data = self._take_backlog()
         with anyio.CancelScope(shield=True, deadline=deadline + _WRITE_GRACE) as scope:
-            try:
-                await self._stream.send(data)
-            except (*_STREAM_ERRORS, RuntimeError) as exc:
-                raise WriteError(f"writing failed: {describe(exc)}") from exc
+            await self._send(data)
         if scope.cancelled_caught:
             self._interrupted()
         # A cancellation that came meanwhile goes on to the task now (a

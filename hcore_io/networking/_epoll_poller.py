@@ -234,16 +234,17 @@ class Poller:
         try:
             # Try before waiting: what is queued needs no host-loop round trip.
             self._dispatch()
-            # Each round is one re-arm interval that passed without a report.
+            # Each round lasts one re-arm interval at most, after which the
+            # ready list is read whatever the host loop reported (one timer
+            # per interval, not one per wait).
             while not registration.closed and not (
                 registration.writable if writing else registration.readable
             ):
-                with anyio.CancelScope() as scope:
+                with anyio.move_on_after(_REARM_INTERVAL) as scope:
                     # Each round handles one batch of events from the kernel.
                     while not registration.closed and not (
                         registration.writable if writing else registration.readable
                     ):
-                        scope.deadline = anyio.current_time() + _REARM_INTERVAL
                         await anyio.wait_readable(self._epoll.fileno())
                         self._dispatch()
                 if scope.cancelled_caught:
