@@ -1,31 +1,37 @@
-"""The epoll of :class:`~hcore_io.networking.EpollNetworking`, one per event loop.
+"""The epoll of :class:`~hcore_io.networking.EpollNetworking`, one per event
+loop.
 
 Theory of operation: every socket of the backend is registered once, when
 it is made, for ``EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`` and stays
 registered, unchanged, until it is closed.  Edge-triggered epoll reports a
 socket again only when something new happens on it, so nothing has to be
-re-armed after a read or a write.  In exchange the streams must always try
-the system call first and wait only after ``EAGAIN``: an edge seen earlier
-is not repeated.  :class:`Registration` keeps, per socket, whether an edge
-was seen since the stream last met ``EAGAIN`` (``readable``,
-``writable``), and the task waiting for it, if any.
+re-armed after a read or a write.  In exchange a stream may wait only once
+it knows the socket is drained: an edge seen earlier is not repeated.
+:class:`Registration` keeps, per socket, whether an edge came since the
+stream last found it drained (``readable``, ``writable``), and the task
+waiting for it, if any.  A read that met ``EAGAIN``, or that returned less
+than it asked for, drained the socket; so a stream answering one request
+per read waits for the next one straight away, without a futile read.
+The end of input and errors are the exception: every later read reports
+them, and their edge may have been taken before the read that drained the
+data ahead of them, so once one was seen (``hung_up``) reads never wait.
 
-Only the epoll descriptor itself is known to the host event loop, through
-:func:`anyio.wait_readable`, so the backend runs on asyncio and on Trio
-alike.  There is no dispatcher task: library code has no task group that
+On Trio, only the epoll descriptor itself is known to the host event loop,
+through :func:`anyio.wait_readable` (asyncio hosts the poller differently;
+see below). There is no dispatcher task: library code has no task group that
 lives as long as the event loop, and a task started in the caller's group
-would keep it from finishing.  Instead *whoever waits polls*: the first
-task that needs to wait becomes the poller; it waits for the epoll
-descriptor, reads the ready list with ``epoll.poll(0)`` and wakes each
-socket's waiter through an :class:`anyio.Event`, until its own socket is
-ready.  Other tasks that need to wait meanwhile sleep on their event.  When
-the poller leaves (its socket ready, or cancelled) and tasks are still
-asleep, it wakes one of them, the *nominee*, which becomes the next poller
-unless it finds its own socket ready, in which case it passes the role on
-the same way.  When nobody waits, nobody polls: events queue up in the
-kernel until the next wait, and the streams' first attempts read the data
-anyway.  So a new poller first reads what is queued (``epoll.poll(0)``)
-and asks the host loop to wait only if its own socket is still not ready.
+would keep it from finishing. Instead *whoever waits polls*: the first task
+that needs to wait becomes the poller; it waits for the epoll descriptor,
+reads the ready list with ``epoll.poll(0)`` and wakes each socket's waiter
+through an :class:`anyio.Event`, until its own socket is ready. Other tasks
+that need to wait meanwhile sleep on their event. When the poller leaves
+(its socket ready, or cancelled) and tasks are still asleep, it wakes one of
+them, the *nominee*, which becomes the next poller unless it finds its own
+socket ready, in which case it passes the role on the same way. When nobody
+waits, nobody polls: events queue up in the kernel until the next wait, and
+the streams' first attempts read the data anyway. So a new poller first
+reads what is queued (``epoll.poll(0)``) and asks the host loop to wait only
+if its own socket is still not ready.
 
 The host loop learns that the epoll descriptor is readable through the
 kernel's wake-up of a nested epoll.  Under load, in the full test suite on
@@ -44,6 +50,18 @@ socket, and nothing already queued for the old one is reported again
 raise :exc:`anyio.ClosedResourceError`; if the poller itself was waiting
 for it, an ``eventfd`` registered in the same epoll wakes the poller up.
 
+On asyncio (and uvloop) the host loop can call back instead, so there the
+poller is a :class:`HostedPoller`: the epoll descriptor is registered once
+with ``loop.add_reader`` and the loop itself reads the ready list whenever
+it reports the descriptor readable, between the callbacks it runs anyway. No
+task polls, none is handed the role, and a waiting task sleeps on a bare
+future: a wait costs no system call, no host-loop registration and no timer.
+(AnyIO has no callback registration of its own, so this one place speaks to
+asyncio directly; everything above it stays on AnyIO.) The same bound on a
+lost report holds (a timer, armed while a task waits, reads the ready list
+every :data:`_REARM_INTERVAL` seconds). Trio has no callback registration
+for descriptors, so it keeps the polling task.
+
 One poller exists per event loop (an AnyIO ``RunVar``); its descriptors are
 closed when the loop is gone and the poller is collected, or by
 :meth:`Poller.close`.
@@ -51,16 +69,25 @@ closed when the loop is gone and the poller is collected, or by
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import select
 import socket
 import weakref
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import anyio
 from anyio.lowlevel import RunVar
 
-__all__ = ("Poller", "Registration", "current_poller", "epoll_available")
+__all__ = (
+    "HostedPoller",
+    "Poller",
+    "Registration",
+    "current_poller",
+    "epoll_available",
+)
 
 _logger = logging.getLogger("hcore_io.networking")
 
@@ -81,6 +108,9 @@ _READ_EVENTS = (
     else 0
 )
 _WRITE_EVENTS = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR if _EPOLL else 0
+# The end of input or an error: every later read reports it, so it is no
+# edge a drained socket waits for (see Registration.drained).
+_HANG_UP_EVENTS = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR if _EPOLL else 0
 # Longest the poller waits for the host loop's report before it reads the
 # ready list itself (see the theory of operation): bounds a stall caused by
 # a lost report, at the cost of an idle wake-up per interval.
@@ -90,24 +120,53 @@ _REARM_INTERVAL = 0.25
 _BUFFER_SIZE = 256 * 1024
 
 
+class Waiter(Protocol):
+    """What a task waiting for an edge sleeps on: an event it is woken by."""
+
+    def set(self) -> None:
+        """Wake the waiting task (a second call does nothing)."""
+
+
 class Registration:
     """One socket's place in the epoll: its readiness flags and waiters.
 
     :param fd: the socket's descriptor.
     """
 
-    __slots__ = ("closed", "fd", "read_waiter", "readable", "writable", "write_waiter")
+    __slots__ = (
+        "closed",
+        "fd",
+        "hung_up",
+        "read_waiter",
+        "readable",
+        "writable",
+        "write_waiter",
+    )
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        #: An edge for reading was seen since the last ``EAGAIN``.
-        self.readable = False
+        #: The socket may hold data: an edge for reading came since a read
+        #: last drained it (a short read or ``EAGAIN``); a new socket may
+        #: hold data already.
+        self.readable = True
+        #: The peer's end of input (or an error) was reported: reading never
+        #: has to wait again.
+        self.hung_up = False
         #: An edge for writing was seen since the last ``EAGAIN``.
         self.writable = False
         #: The socket was unregistered; waiting raises ClosedResourceError.
         self.closed = False
-        self.read_waiter: anyio.Event | None = None
-        self.write_waiter: anyio.Event | None = None
+        self.read_waiter: Waiter | None = None
+        self.write_waiter: Waiter | None = None
+
+    def drained(self) -> None:
+        """Note a read that emptied the socket: the next read waits for an edge.
+
+        Not after a hang-up: its edge may have been taken before that read,
+        and the end of input it brings is not followed by another edge.
+        """
+        if not self.hung_up:
+            self.readable = False
 
 
 def _close_descriptors(epoll: select.epoll, wake_fd: int) -> None:
@@ -133,8 +192,8 @@ class Poller:
         # What the poller waits for, so closing it can wake the poller.
         self._poller_registration: Registration | None = None
         # Events of sleeping waiters, oldest first (a dict keeps the order).
-        self._sleepers: dict[anyio.Event, None] = {}
-        self._nominee: anyio.Event | None = None
+        self._sleepers: dict[Waiter, None] = {}
+        self._nominee: Waiter | None = None
         self.buffer = memoryview(bytearray(_BUFFER_SIZE))
 
     def close(self) -> None:
@@ -172,27 +231,33 @@ class Poller:
         if registration is self._poller_registration:
             os.eventfd_write(self._wake_fd, 1)
 
-    async def wait_readable(self, registration: Registration) -> None:
-        """Wait for a reading edge; call it right after ``EAGAIN``.
+    # These two are plain functions returning the wait, so that a task
+    # parked on a socket keeps one coroutine frame here, not two (it is
+    # memory every idle connection holds).
+
+    def wait_readable(self, registration: Registration) -> Coroutine[Any, Any, None]:
+        """Wait for a reading edge; call it once a read found the socket drained.
 
         :raises anyio.ClosedResourceError: the socket is (or gets) closed.
-        :raises anyio.BusyResourceError: another task waits to read it.
+        :raises anyio.BusyResourceError: another task waits to read it (at
+            once, before anything is awaited).
         """
         if registration.read_waiter is not None:
             raise anyio.BusyResourceError("reading from")
         registration.readable = False
-        await self._wait(registration, writing=False)
+        return self._wait(registration, writing=False)
 
-    async def wait_writable(self, registration: Registration) -> None:
+    def wait_writable(self, registration: Registration) -> Coroutine[Any, Any, None]:
         """Wait for a writing edge; call it right after ``EAGAIN``.
 
         :raises anyio.ClosedResourceError: the socket is (or gets) closed.
-        :raises anyio.BusyResourceError: another task waits to write it.
+        :raises anyio.BusyResourceError: another task waits to write it (at
+            once, before anything is awaited).
         """
         if registration.write_waiter is not None:
             raise anyio.BusyResourceError("writing to")
         registration.writable = False
-        await self._wait(registration, writing=True)
+        return self._wait(registration, writing=True)
 
     async def _wait(self, registration: Registration, *, writing: bool) -> None:
         try:
@@ -270,6 +335,8 @@ class Poller:
                     except BlockingIOError:
                         pass
                 continue
+            if mask & _HANG_UP_EVENTS:
+                registration.hung_up = True
             self._wake(
                 registration,
                 read=bool(mask & _READ_EVENTS),
@@ -280,18 +347,18 @@ class Poller:
     def _wake(self, registration: Registration, *, read: bool, write: bool) -> None:
         if read:
             registration.readable = True
-            event = registration.read_waiter
-            if event is not None:
+            waiter = registration.read_waiter
+            if waiter is not None:
                 registration.read_waiter = None
-                self._sleepers.pop(event, None)
-                event.set()
+                self._sleepers.pop(waiter, None)
+                waiter.set()
         if write:
             registration.writable = True
-            event = registration.write_waiter
-            if event is not None:
+            waiter = registration.write_waiter
+            if waiter is not None:
                 registration.write_waiter = None
-                self._sleepers.pop(event, None)
-                event.set()
+                self._sleepers.pop(waiter, None)
+                waiter.set()
 
     def _hand_over(self) -> None:
         # Whoever stops waiting makes sure a sleeper will poll next.
@@ -308,16 +375,103 @@ def epoll_available() -> bool:
     return _EPOLL
 
 
+class _Wakeup(asyncio.Future[None]):
+    """A bare asyncio future a :class:`HostedPoller` waiter sleeps on."""
+
+    def set(self) -> None:
+        if not self.done():
+            self.set_result(None)
+
+
+class HostedPoller(Poller):
+    """The poller on asyncio: the host loop reads the ready list by callback.
+
+    See the theory of operation.  The loop holds the callback (and so the
+    poller) until :meth:`close` or until the loop is closed.
+
+    :param loop: the running asyncio event loop.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        # Weak: the loop's RunVar table holds the poller by a weak key on
+        # the loop, so the poller must not keep the loop alive.
+        self._loop_ref = weakref.ref(loop)
+        # Tasks asleep in _wait, for the re-arm timer to know it is wanted.
+        self._waiting = 0
+        self._rearm: asyncio.TimerHandle | None = None
+        loop.add_reader(self._epoll.fileno(), self._on_readable)
+
+    def close(self) -> None:
+        """Leave the host loop, then close the descriptors."""
+        loop = self._loop_ref()
+        if loop is not None and not loop.is_closed() and not self._epoll.closed:
+            loop.remove_reader(self._epoll.fileno())
+        if self._rearm is not None:
+            self._rearm.cancel()
+            self._rearm = None
+        super().close()
+
+    def _on_readable(self) -> None:
+        self._dispatch()
+
+    def _on_rearm(self) -> None:
+        self._rearm = None
+        if self._epoll.closed:
+            return
+        found = self._dispatch()
+        if found:
+            # Usually events that came in the same loop round; a lost
+            # report otherwise.
+            _logger.debug("epoll: %d events read on a re-arm", found)
+        if self._waiting:
+            loop = asyncio.get_running_loop()
+            self._rearm = loop.call_later(_REARM_INTERVAL, self._on_rearm)
+
+    async def _wait(self, registration: Registration, *, writing: bool) -> None:
+        loop = asyncio.get_running_loop()
+        # Each round is one wake-up: an edge, or a close.
+        while not registration.closed and not (
+            registration.writable if writing else registration.readable
+        ):
+            waiter = _Wakeup(loop=loop)
+            if writing:
+                registration.write_waiter = waiter
+            else:
+                registration.read_waiter = waiter
+            if self._rearm is None:
+                self._rearm = loop.call_later(_REARM_INTERVAL, self._on_rearm)
+            self._waiting += 1
+            try:
+                await waiter
+            finally:
+                self._waiting -= 1
+                if writing:
+                    if registration.write_waiter is waiter:
+                        registration.write_waiter = None
+                elif registration.read_waiter is waiter:
+                    registration.read_waiter = None
+        if registration.closed:
+            raise anyio.ClosedResourceError
+
+
 _current_poller: RunVar[Poller] = RunVar("hcore_io_epoll_poller")
 
 
 def current_poller() -> Poller:
     """The poller of the running event loop, made on first use.
 
+    A :class:`HostedPoller` on asyncio, a polling :class:`Poller` elsewhere.
+
     :raises RuntimeError: no event loop is running.
     """
     poller = _current_poller.get(None)
     if poller is None:
-        poller = Poller()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            poller = Poller()
+        else:
+            poller = HostedPoller(loop)
         _current_poller.set(poller)
     return poller

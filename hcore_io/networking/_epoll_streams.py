@@ -3,7 +3,10 @@
 Theory of operation: each socket is non-blocking and registered once with
 the event loop's :class:`~hcore_io.networking._epoll_poller.Poller`.  Every
 operation first makes the system call and waits for an edge only after
-``EAGAIN``; only the unsent rest of a write waits for writability.
+``EAGAIN``; only the unsent rest of a write waits for writability.  The
+exception is a receive after a read that drained the socket (a short read):
+it waits for the next reading edge first, since a read would only meet
+``EAGAIN``.
 
 The streams keep AnyIO's semantics so that TLS layers over them and the
 connection layer handles them as it handles AnyIO's own sockets:
@@ -126,6 +129,10 @@ class EpollSocketStream(SocketStream):
             if self._bulk and max_bytes >= _DIRECT_READ:
                 data = self._socket.recv(max_bytes)
                 self._bulk = len(data) == max_bytes
+                if data and not self._bulk:
+                    # A short read drained the socket (see receive); the end
+                    # of the stream is reported by every read, so is not.
+                    self._registration.drained()
                 return data
             buffer = self._poller.buffer
             size = min(max_bytes, len(buffer))
@@ -134,7 +141,12 @@ class EpollSocketStream(SocketStream):
             return None
         except OSError as exc:
             raise self._broken(exc) from exc
-        self._bulk = count == size and max_bytes >= _DIRECT_READ
+        if count < size:
+            if count:
+                self._registration.drained()
+            self._bulk = False
+        else:
+            self._bulk = max_bytes >= _DIRECT_READ
         return bytes(buffer[:count])
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
@@ -151,6 +163,20 @@ class EpollSocketStream(SocketStream):
             raise anyio.BusyResourceError("reading from")
         self._receiving = True
         try:
+            if not (
+                self._registration.readable
+                or self._pending
+                or self._closed
+                or self._error is not None
+            ):
+                # The last read drained the socket and no edge came since:
+                # a read now would only meet EAGAIN, so wait first.
+                data = None
+                while data is None:
+                    await self._poller.wait_readable(self._registration)
+                    data = self._recv(max_bytes)
+                self._yielded = True
+                return self._received(data, max_bytes)
             skip_yield = self._yielded and not self._pending
             if skip_yield:
                 # Raises before anything is read: nothing can be lost.
@@ -173,6 +199,9 @@ class EpollSocketStream(SocketStream):
                 self._yielded = True
         finally:
             self._receiving = False
+        return self._received(data, max_bytes)
+
+    def _received(self, data: bytes, max_bytes: int) -> bytes:
         if not data:
             raise anyio.EndOfStream
         if len(data) > max_bytes:

@@ -1,9 +1,11 @@
-"""The epoll poller does not rely on the host loop's report alone (issue 5).
+"""The polling epoll poller does not rely on the host loop's report alone (issue 5).
 
 Under load on Trio the host loop was seen not to report, for many seconds,
 that the nested epoll descriptor had events.  These tests take the report
 away entirely (the host loop's wait never returns) and check that the
-poller still delivers every edge, within its re-arm interval.
+poller still delivers every edge, within its re-arm interval.  They use a
+polling :class:`Poller` on both loops (asyncio's own is hosted by the loop:
+tests/hcore_io/test_epoll_hosted.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 import anyio
 import pytest
 
-from hcore_io.networking._epoll_poller import current_poller
+from hcore_io.networking._epoll_poller import Poller
 from hcore_io.networking._epoll_streams import EpollSocketStream
 
 pytestmark = pytest.mark.anyio
@@ -35,6 +37,14 @@ def _socket_pairs(count: int) -> Iterator[list[tuple[socket.socket, socket.socke
 
 
 @pytest.fixture
+def poller() -> Iterator[Poller]:
+    """A polling poller (the one Trio gets), closed after the test."""
+    polling = Poller()
+    yield polling
+    polling.close()
+
+
+@pytest.fixture
 def deaf_host_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """A host loop that never reports the epoll descriptor readable."""
 
@@ -46,10 +56,9 @@ def deaf_host_loop(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("deaf_host_loop")
 async def test_edges_arrive_without_the_host_loops_report(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, poller: Poller
 ) -> None:
     caplog.set_level(logging.DEBUG, "hcore_io.networking")
-    poller = current_poller()
     with _socket_pairs(8) as pairs:
         streams = [EpollSocketStream(ours.dup(), poller) for ours, _ in pairs]
         received: list[bytes] = [b""] * len(streams)
@@ -75,7 +84,7 @@ async def test_edges_arrive_without_the_host_loops_report(
 
 
 async def test_queued_events_are_read_before_waiting(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, poller: Poller
 ) -> None:
     # An edge already queued when a task starts polling is dispatched by the
     # poller's own first read, with no round trip through the host loop.
@@ -88,7 +97,6 @@ async def test_queued_events_are_read_before_waiting(
         await real_wait(fd)
 
     monkeypatch.setattr(anyio, "wait_readable", counting)
-    poller = current_poller()
     with _socket_pairs(1) as pairs:
         ours, theirs = pairs[0]
         ours.setblocking(False)

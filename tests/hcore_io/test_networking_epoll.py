@@ -43,10 +43,14 @@ def _socket_pairs(count: int) -> Iterator[list[tuple[socket.socket, socket.socke
 
 @asynccontextmanager
 async def _streams(
-    count: int,
+    count: int, poller: Poller | None = None
 ) -> AsyncIterator[list[tuple[EpollSocketStream, socket.socket]]]:
-    """Epoll streams, each with the plain socket at the other end."""
-    poller = current_poller()
+    """Epoll streams, each with the plain socket at the other end.
+
+    :param poller: the poller to register with (the loop's by default).
+    """
+    if poller is None:
+        poller = current_poller()
     with _socket_pairs(count) as pairs:
         streams = [
             (EpollSocketStream(client.dup(), poller), peer) for client, peer in pairs
@@ -58,13 +62,21 @@ async def _streams(
                 await stream.aclose()
 
 
+@pytest.fixture
+def polling_poller() -> Iterator[Poller]:
+    """A poller with a polling task, as on Trio (asyncio's loop hosts its own)."""
+    poller = Poller()
+    yield poller
+    poller.close()
+
+
 @anyio_test
-async def test_pollers_hand_over_to_sleeping_waiters() -> None:
-    poller = current_poller()
+async def test_pollers_hand_over_to_sleeping_waiters(polling_poller: Poller) -> None:
+    poller = polling_poller
     received: dict[int, bytes] = {}
     done = [anyio.Event() for _ in range(4)]
     with anyio.fail_after(10):
-        async with _streams(4) as streams:
+        async with _streams(4, poller) as streams:
 
             async def reader(index: int) -> None:
                 received[index] = await streams[index][0].receive()
@@ -90,11 +102,11 @@ async def test_pollers_hand_over_to_sleeping_waiters() -> None:
 
 
 @anyio_test
-async def test_a_cancelled_poller_hands_over() -> None:
-    poller = current_poller()
+async def test_a_cancelled_poller_hands_over(polling_poller: Poller) -> None:
+    poller = polling_poller
     received: list[bytes] = []
     with anyio.fail_after(10):
-        async with _streams(3) as streams:
+        async with _streams(3, poller) as streams:
             first_scope = anyio.CancelScope()
 
             async def first() -> None:
