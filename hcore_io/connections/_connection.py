@@ -328,7 +328,7 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
         self._accepting = True
         # A deadline for the wait, which bounds the read it does with the
         # read's own cancel scope: no timer of its own.
-        deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        deadline = math.inf if timeout is None else self._read_timer.now() + timeout
         try:
             await self._wait(ACCEPT, self._has_accepted, deadline)
         except ConnectionClosed:

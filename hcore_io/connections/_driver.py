@@ -82,6 +82,7 @@ from hcore.events import (
 )
 from hcore.protocols import HTTPOverQUICProtocol, HTTPOverTCPProtocol, HTTPProtocol
 from hcore_io._exceptions import ConnectionClosed, NetworkError, WriteError
+from hcore_io.connections._read_timer import ReadTimer
 from hcore_io.connections._state import DeadlinePassed, EventQueue, StreamState
 from hcore_io.connections._stream import HTTPStream
 from hcore_io.connections._transports import QUICTransport, TCPTransport, Transport
@@ -160,6 +161,7 @@ class Driver(metaclass=ABCMeta):
         self._paused = False
         self._reading = False
         self._read_scope: anyio.CancelScope | None = None
+        self._read_timer = ReadTimer()
         self._reader_key: Hashable = None
         self._waiters = Waiters()
         self._write_lock = WriteLock()
@@ -244,10 +246,11 @@ class Driver(metaclass=ABCMeta):
         self._reader_key = key
         linger = math.inf if self._linger_deadline is None else self._linger_deadline
         try:
-            with anyio.CancelScope(deadline=min(linger, deadline)) as scope:
+            with self._read_timer.scope(min(linger, deadline)) as scope:
                 self._read_scope = scope
                 more = await self._transport.receive()
         finally:
+            self._read_timer.read_done()
             self._read_scope = None
             self._reading = False
         if scope.cancelled_caught:
@@ -260,15 +263,22 @@ class Driver(metaclass=ABCMeta):
             # Otherwise interrupted (reads are cancel-safe): the connection
             # closed, or another task routed what this one waits for.
             return
+        transport = self._transport
         if not more:
             self._input_done = True
-            if self._transport.read_error is not None:
-                self._broken = self._transport.read_error
+            if transport.read_error is not None:
+                self._broken = transport.read_error
         self._dispatch()
-        if self._transport.collect() and not self._write_lock.locked():
-            # Let another task read while this one writes.
-            self._waiters.pass_baton()
-        await self._flush_within(deadline)
+        if transport.collect():
+            if not self._write_lock.locked():
+                # Let another task read while this one writes.
+                self._waiters.pass_baton()
+            await self._flush_within(deadline)
+        else:
+            # Nothing to write: the end of _flush, without its calls.
+            self._check_waiters()
+            if self._is_over():
+                await self._close_if_over()
         if self._input_done:
             self._wake_all()
 
@@ -286,8 +296,9 @@ class Driver(metaclass=ABCMeta):
             raise DeadlinePassed
 
     def _wake(self, key: Hashable) -> None:
-        self._waiters.wake(key)
-        if key == self._reader_key and self._read_scope is not None:
+        if self._waiters:
+            self._waiters.wake(key)
+        if self._read_scope is not None and key == self._reader_key:
             # The reader waits for this too, but is blocked in a read.
             self._read_scope.cancel()
 
@@ -337,12 +348,21 @@ class Driver(metaclass=ABCMeta):
             # No checkpoint between collecting and taking the lock (which a
             # free lock grants at once): a sender's bytes are never left for
             # a reader to write, which could block the only reading task.
-            if not wait_for_writer and self._write_lock.locked():
-                self._check_waiters()
-                return
-            async with self._write_lock:
-                transport = self._transport
-                while transport.collect():
+            # Nor a check for a cancellation: the first send_backlog()
+            # raises a pending one before it writes anything, leaving the
+            # bytes queued, as the lock's own check would have.
+            lock = self._write_lock
+            transport = self._transport
+            pending = True
+            if not lock.take_unchecked():
+                if not wait_for_writer:
+                    self._check_waiters()
+                    return
+                await lock.acquire()
+                # The holder may have written everything meanwhile.
+                pending = transport.collect()
+            try:
+                while pending:
                     try:
                         await transport.send_backlog()
                     except WriteError as exc:
@@ -352,16 +372,20 @@ class Driver(metaclass=ABCMeta):
                             await self._write_failed(exc)
                         raise
                     except BaseException:
-                        # Cancelled: the write was finished (see "Writes.").
-                        # The bytes other tasks left to this one stay
-                        # queued; wake them to write them.
+                        # Cancelled: the write was finished (see "Writes."),
+                        # or not begun.  The bytes other tasks left to this
+                        # one stay queued; wake them to write them.
                         if transport.interrupted_error is not None:
                             await self._break(transport.interrupted_error)
                         else:
                             self._wake_all()
                         raise
+                    pending = transport.collect()
+            finally:
+                lock.release()
         self._check_waiters()
-        await self._close_if_over()
+        if self._is_over():
+            await self._close_if_over()
 
     async def _break(self, exc: NetworkError) -> None:
         if self._broken is None:
@@ -385,8 +409,12 @@ class Driver(metaclass=ABCMeta):
         else:
             self._wake_all()
 
+    def _is_over(self) -> bool:
+        # _close_if_over's first test, asked after every write without a call.
+        return not self._transport_closed and self._protocol.has_expired()
+
     async def _close_if_over(self) -> None:
-        if self._transport_closed or not self._protocol.has_expired():
+        if not self._is_over():
             return
         if self._transport.closes_itself and self._terminated is None:
             # QUIC ends with the protocol's CONNECTION_CLOSE (or idle timeout).
@@ -417,6 +445,7 @@ class Driver(metaclass=ABCMeta):
         self._input_done = True
         if self._read_scope is not None:
             self._read_scope.cancel()
+        self._read_timer.close()
         # The ConnectionTerminated this brings is ours, not the peer's news.
         self._terminated_here = self._terminated is None
         self._transport.connection_lost()
@@ -432,8 +461,11 @@ class Driver(metaclass=ABCMeta):
         )
 
     def _check_waiters(self) -> None:
-        protocol = self._protocol
         draining = self._draining
+        if not self._waiters and self._read_scope is None and not draining:
+            # Nobody to wake, nothing draining: one task reads, then writes.
+            return
+        protocol = self._protocol
         if draining:
             for drained in list(draining):
                 if drained.aborted or not protocol.pending_data_size(drained.stream_id):

@@ -62,6 +62,12 @@ class Router(Driver):
         self._paused = True
 
     def _route(self, event: Event) -> None:
+        kind = type(event)
+        if kind is HeadersReceived or kind is DataReceived:
+            # The common events, routed as below with fewer questions:
+            # neither resets a stream nor drains a send buffer.
+            self._route_message(event)  # type: ignore[arg-type]
+            return
         if isinstance(event, ConnectionTerminated):
             self._terminated = event
             self._input_done = True
@@ -88,13 +94,7 @@ class Router(Driver):
             return
         state = self._streams.get(stream_id)
         if state is None and isinstance(event, HeadersReceived):
-            if self._accepting or not self._stream_mode:
-                state = self._streams[stream_id] = StreamState(stream_id, self._limit)
-                state.incoming = True
-                if self._accepting:
-                    state.has_handle = True
-                    self._accepted.append(self._make_stream(state))
-                    self._wake(ACCEPT)
+            state = self._new_incoming(stream_id)
         if state is not None:
             self._update_state(state, event)
         if isinstance(event, SendBufferDrained):
@@ -109,6 +109,39 @@ class Router(Driver):
         # (taking it has returned its flow-control credit).
         if state is not None:
             self._forget_if_done(state)
+
+    def _new_incoming(self, stream_id: int) -> StreamState | None:
+        """The state of a stream the peer opened, if anybody will follow it.
+
+        An accepting server gets its :class:`HTTPStream` made and queued.
+        """
+        if not self._accepting and self._stream_mode:
+            return None
+        state = self._streams[stream_id] = StreamState(stream_id, self._limit)
+        state.incoming = True
+        if self._accepting:
+            state.has_handle = True
+            self._accepted.append(self._make_stream(state))
+            self._wake(ACCEPT)
+        return state
+
+    def _route_message(self, event: HeadersReceived | DataReceived) -> None:
+        """Route a request's or response's headers or data (see :meth:`_route`)."""
+        stream_id = event.stream_id
+        state = self._streams.get(stream_id)
+        if state is None and type(event) is HeadersReceived:
+            state = self._new_incoming(stream_id)
+        if state is None:
+            if not self._stream_mode:
+                self._put_connection_event(event)
+            return
+        if event.end_stream:
+            state.remote_ended = True
+        if state.has_handle:
+            self._put(state, event)
+        elif not self._stream_mode:
+            self._put_connection_event(event)
+        self._forget_if_done(state)
 
     def _update_state(self, state: StreamState, event: Event) -> None:
         if isinstance(event, StreamResetReceived):

@@ -128,6 +128,16 @@ class HTTPStream:
         :raises hcore_io.WriteTimeout: if ``timeout`` passed.
         :raises hcore.LocalProtocolError: if the protocol refuses the block.
         """
+        if timeout is None:
+            # The common case, without _guard's closure and frame.
+            try:
+                await self._connection._stream_send_headers(
+                    self._state, headers, end_stream
+                )
+            except anyio.get_cancelled_exc_class():
+                await self._connection._abandon(self._state)
+                raise
+            return
         await self._guard(
             lambda: self._connection._stream_send_headers(
                 self._state, headers, end_stream
@@ -154,6 +164,14 @@ class HTTPStream:
         :raises hcore_io.WriteError: if writing failed.
         :raises hcore_io.WriteTimeout: if ``timeout`` passed.
         """
+        if timeout is None:
+            # The common case, without _guard's closure and frame.
+            try:
+                await self._connection._stream_send_data(self._state, data, end_stream)
+            except anyio.get_cancelled_exc_class():
+                await self._connection._abandon(self._state)
+                raise
+            return
         await self._guard(
             lambda: self._connection._stream_send_data(self._state, data, end_stream),
             timeout,
@@ -185,6 +203,16 @@ class HTTPStream:
         :raises hcore_io.WriteTimeout: if ``timeout`` passed.
         :raises hcore.LocalProtocolError: if the protocol refuses the block.
         """
+        if timeout is None:
+            # The common case, without _guard's closure and frame.
+            try:
+                await self._connection._stream_send_headers_and_data(
+                    self._state, headers, data, end_stream
+                )
+            except anyio.get_cancelled_exc_class():
+                await self._connection._abandon(self._state)
+                raise
+            return
         await self._guard(
             lambda: self._connection._stream_send_headers_and_data(
                 self._state, headers, data, end_stream
@@ -231,7 +259,9 @@ class HTTPStream:
         # The timeout is a deadline for the connection's wait, which bounds
         # its read with the read's own cancel scope: no scope of its own
         # here, so any cancellation comes from outside.
-        deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        deadline = (
+            math.inf if timeout is None else connection._read_timer.now() + timeout
+        )
         try:
             return await connection._stream_receive(state, deadline)
         except DeadlinePassed:
@@ -272,17 +302,11 @@ class HTTPStream:
     async def _guard(
         self,
         operation: Callable[[], Awaitable[_T]],
-        timeout: float | None,  # noqa: ASYNC109 (see module doc)
+        timeout: float,  # noqa: ASYNC109 (see module doc)
         what: str,
         error: type[TimeoutError],
     ) -> _T:
-        if timeout is None:
-            # No scope of its own: any cancellation comes from outside.
-            try:
-                return await operation()
-            except anyio.get_cancelled_exc_class():
-                await self._connection._abandon(self._state)
-                raise
+        # (timeout=None is handled by the callers, without this frame.)
         with anyio.move_on_after(timeout) as scope:
             try:
                 return await operation()

@@ -203,7 +203,8 @@ class StreamOperations(Router):
                 await self._flush()
             except NetworkError:
                 pass
-        await self._resume()
+        if self._paused:
+            await self._resume()
 
     async def _abandon(self, state: StreamState) -> None:
         """Release a stream whose task is being cancelled, and try to send the reset."""

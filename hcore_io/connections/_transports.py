@@ -164,7 +164,10 @@ class Transport(anyio.TypedAttributeProvider, metaclass=ABCMeta):
         The bytes belong to the connection, not to the calling task: a write
         that has begun is finished even if the task is cancelled, shielded
         but within a grace time; then the cancellation is raised.  If the
-        rest could not be sent, :attr:`interrupted_error` is set.
+        rest could not be sent, :attr:`interrupted_error` is set.  A
+        cancellation pending when it is called is raised before anything
+        is written, and the backlog stays as it was (the connection's write
+        lock relies on this instead of checking itself).
 
         :raises WriteError: if the stream failed.
         """
@@ -295,8 +298,9 @@ class TCPTransport(Transport):
     async def _send_finishing_cancelled(self) -> None:
         # No cancel scope unless a cancellation came: the stream says what
         # an interrupted send left, and only that rest is sent shielded.
+        data = self._take_backlog()
         try:
-            await self._send(self._take_backlog())
+            await self._send(data)
         except WriteError:
             raise
         except BaseException:
@@ -304,6 +308,11 @@ class TCPTransport(Transport):
             assert isinstance(stream, _ReportsUnsent)
             rest = stream.unsent
             stream.unsent = b""
+            if len(rest) == len(data):
+                # Cancelled before anything was written (a send raises a
+                # pending cancellation first): the bytes stay queued.
+                self._backlog.insert(0, data)
+                raise
             grace = anyio.current_time() + _WRITE_GRACE
             with anyio.CancelScope(shield=True, deadline=grace) as scope:
                 try:
@@ -325,6 +334,9 @@ class TCPTransport(Transport):
         # its interrupted write breaks the connection.
         deadline = anyio.current_effective_deadline()
         if deadline == math.inf:
+            # Raises a pending cancellation (one from a scope without a
+            # deadline) before anything is taken from the backlog.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             try:
                 await self._send(self._take_backlog())
             except WriteError:

@@ -111,6 +111,10 @@ class WriteLock:
         return self._held
 
     async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def acquire(self) -> None:
+        """Take the lock: at once if it is free, else once it is released."""
         if not self._held:
             # Raises if cancelled, does not yield otherwise: the lock is
             # still free when it returns.
@@ -126,6 +130,24 @@ class WriteLock:
         self._held = True
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def take_unchecked(self) -> bool:
+        """Take the lock if it is free, without checking for a cancellation.
+
+        For a holder whose first step raises a pending cancellation before
+        anything is done (the connection's first write; see ``_flush``):
+        the check of :meth:`__aenter__` would be a second one.
+
+        :return: whether the lock was free (and is now taken).
+        """
+        if self._held:
+            return False
+        self._held = True
+        return True
+
+    def release(self) -> None:
+        """Release the lock, waking every task that waits for it."""
         self._held = False
         released, self._released = self._released, None
         if released is not None:

@@ -375,7 +375,8 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         self._live.add(state)
         info = self._context(connection, extra_headers)
 
-        run_stream = functools.partial(self._run_stream, info=info)
+        # Positional: a partial's keyword arguments make a dict per call.
+        run_stream = functools.partial(self._run_stream, info)
         try:
             if connection.multiplexed:
                 await serve_multiplexed(
@@ -402,7 +403,7 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         reason = "shutting down" if self._closing else "too many connections"
         await refuse_connection(connection, reason)
 
-    async def _run_stream(self, stream: HTTPStream, info: _Context) -> None:
+    async def _run_stream(self, info: _Context, stream: HTTPStream) -> None:
         try:
             first = await stream.receive_event()
         except HCoreError:

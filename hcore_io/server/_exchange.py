@@ -63,6 +63,12 @@ _SEND_ERRORS = (StreamReset, NetworkError)
 # object at every call).
 _GONE = (StreamResetReceived, StreamResetSent, GoawayReceived)
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+# The usual methods and schemes, decoded once.
+_METHODS = {
+    name.encode(): name
+    for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
+_SCHEMES = {b"": "http", b"http": "http", b"https": "https"}
 # How often a wait for the client's disconnect lets the application's
 # cancellation through (see Exchange._wait_for_disconnect).
 _DISCONNECT_POLL = 0.1
@@ -128,6 +134,7 @@ class Exchange(ResponseSender):
         "_start",
         "_stream",
         "_target",
+        "may_be_websocket",
         "scope",
     )
 
@@ -146,6 +153,7 @@ class Exchange(ResponseSender):
         self._response_complete = False
         self._disconnected = False
         self._pending_head: list[tuple[bytes, bytes]] | None = None
+        self._has_length = False
         self._trailers_expected = False
         self._body_sent = False
         self._waiting: anyio.CancelScope | None = None
@@ -156,11 +164,16 @@ class Exchange(ResponseSender):
         self._start = time.time()
         self._expect_continue = False
         self.scope: MutableMapping[str, object] | None = None
+        #: Whether the request has the fields of a WebSocket request
+        #: (``:protocol``, ``upgrade``): only such a request can be one
+        #: (see :func:`hcore.websocket.is_websocket_request`).
+        self.may_be_websocket = False
         method = path = authority = scheme = b""
         fields: list[tuple[bytes, bytes]] = []
         has_host = False
         content_length = -1
-        for name, value in headers:
+        for field in headers:
+            name, value = field
             if name[:1] == b":":
                 if name == b":method":
                     method = value
@@ -170,15 +183,19 @@ class Exchange(ResponseSender):
                     authority = value
                 elif name == b":scheme":
                     scheme = value
+                elif name == b":protocol":
+                    self.may_be_websocket = True
                 continue
-            fields.append((name, value))
+            fields.append(field)
             if name == b"host":
                 has_host = True
             elif name == b"expect":
                 self._expect_continue = value.lower() == b"100-continue"
             elif name == b"content-length" and value.isdigit():
                 content_length = int(value)
-        self._method = method.decode("latin-1")
+            elif name == b"upgrade":
+                self.may_be_websocket = True
+        self._method = _METHODS.get(method) or method.decode("latin-1")
         self._target = path.decode("latin-1")
         self._head = method == b"HEAD"
         if self._body_done:
@@ -198,7 +215,7 @@ class Exchange(ResponseSender):
             "asgi": _ASGI_VERSION,
             "http_version": info.http_version,
             "method": self._method,
-            "scheme": scheme.decode("latin-1") or "http",
+            "scheme": _SCHEMES.get(scheme) or scheme.decode("latin-1"),
             "path": decoded,
             "raw_path": raw_path,
             "query_string": query,

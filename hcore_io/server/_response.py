@@ -55,6 +55,7 @@ class ResponseSender:
         "_body_sent",
         "_bytes_sent",
         "_disconnected",
+        "_has_length",
         "_pending_head",
         "_response_complete",
         "_response_started",
@@ -71,6 +72,7 @@ class ResponseSender:
     _response_started: bool
     _response_complete: bool
     _pending_head: list[tuple[bytes, bytes]] | None
+    _has_length: bool
     _trailers_expected: bool
     _trailers: list[tuple[bytes, bytes]]
     _body_sent: bool
@@ -107,27 +109,42 @@ class ResponseSender:
         if type(status) is not int or not 200 <= status <= 599:
             raise RuntimeError(f"invalid response status {status!r}")
         head = [(b":status", b"%d" % status)]
-        head.extend(self._fields(message.get("headers", ())))
+        self._has_length = self._add_fields(head, message.get("headers", ()))
         head.extend(self._info.extra_headers)
         self._trailers_expected = bool(message.get("trailers", False))
         self._status = status
         self._pending_head = head
         self._response_started = True
 
-    def _fields(self, headers: object) -> list[tuple[bytes, bytes]]:
+    def _add_fields(self, fields: list[tuple[bytes, bytes]], headers: object) -> bool:
+        """Check the application's fields and append them, names lower-cased.
+
+        :return: whether a ``content-length`` is among them.
+        """
         if not isinstance(headers, _SEQUENCES):
             raise RuntimeError("response headers must be a list of pairs")
-        fields: list[tuple[bytes, bytes]] = []
         filtered = self._info.filter_headers
+        has_length = False
         for pair in headers:
             name, value = pair
-            if not isinstance(name, bytes) or not isinstance(value, bytes):
-                raise RuntimeError(f"header {pair!r} is not a pair of bytes")
-            name = name.lower()
+            if not (
+                type(pair) is tuple
+                and type(name) is bytes
+                and type(value) is bytes
+                and name.islower()
+            ):
+                # (Most fields come as tuples of bytes, their names
+                # lower-cased: those are appended as they are.)
+                if not isinstance(name, bytes) or not isinstance(value, bytes):
+                    raise RuntimeError(f"header {pair!r} is not a pair of bytes")
+                name = name.lower()
+                pair = (name, value)
             if filtered and name in _CONNECTION_SPECIFIC:
                 continue
-            fields.append((name, value))
-        return fields
+            if name == b"content-length":
+                has_length = True
+            fields.append(pair)
+        return has_length
 
     async def _send_body(self, message: Message) -> None:
         if not self._response_started:
@@ -145,11 +162,7 @@ class ResponseSender:
         head = self._pending_head
         if head is not None:
             self._pending_head = None
-            if (
-                end
-                and self._status not in _NO_CONTENT
-                and not any(name == b"content-length" for name, _ in head)
-            ):
+            if end and not self._has_length and self._status not in _NO_CONTENT:
                 head.append((b"content-length", b"%d" % len(body)))
             if data:
                 # One write for the head and the first piece of the body.
@@ -177,7 +190,7 @@ class ResponseSender:
             )
         if self._response_complete:
             raise RuntimeError("http.response.trailers sent after the response ended")
-        self._trailers.extend(self._fields(message.get("headers", ())))
+        self._add_fields(self._trailers, message.get("headers", ()))
         if not message.get("more_trailers", False):
             fields = self._trailers
             if fields:

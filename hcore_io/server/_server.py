@@ -153,7 +153,10 @@ class ASGIServer(HTTPServer[ConnectionInfo]):
     async def _serve_stream(
         self, stream: HTTPStream, request: HeadersReceived, context: ConnectionInfo
     ) -> None:
-        if is_websocket_request(request.headers):
+        # Made first: its look at the fields tells whether the request may
+        # be a WebSocket one, which saves most requests a look of its own.
+        exchange = Exchange(stream, request.headers, request.end_stream, context)
+        if exchange.may_be_websocket and is_websocket_request(request.headers):
             socket = WebSocketExchange(
                 stream, request.headers, context, self._websocket
             )
@@ -165,5 +168,4 @@ class ASGIServer(HTTPServer[ConnectionInfo]):
             finally:
                 self._websockets.discard(socket)
             return
-        exchange = Exchange(stream, request.headers, request.end_stream, context)
         await exchange.run(self._app)
