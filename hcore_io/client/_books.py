@@ -153,8 +153,11 @@ class PoolBooks(metaclass=ABCMeta):
             self._alt_svc is not None
             and self._alt_svc.lookup(entry.origin, now) is not None
         )
+        origin = entry.origin
         for waiter in self._waiters:
-            if waiter.origin == entry.origin and (waiter.avoid_quic or not prefer_quic):
+            if (waiter.origin is origin or waiter.origin == origin) and (
+                waiter.avoid_quic or not prefer_quic
+            ):
                 self._waiters.remove(waiter)
                 self._take(entry, new=False)
                 waiter.entry = entry
@@ -185,18 +188,7 @@ class PoolBooks(metaclass=ABCMeta):
         self._notify()
 
     def _expired(self, entry: PoolEntry, now: float) -> bool:
-        connection = entry.connection
-        if connection is None:
-            return False
-        if connection.has_expired() or entry.metrics.requests >= self._max_requests:
-            return True
-        if now - entry.idle_since > self._keep_alive:
-            return True
-        if not connection.multiplexed:
-            # Whether the server closed it meanwhile is asked only of the
-            # connection about to be reused (_pick): a system call each.
-            return not connection.is_available()
-        return False
+        return entry.expired(now, self._max_requests, self._keep_alive)
 
     def _pick(
         self,
@@ -210,7 +202,9 @@ class PoolBooks(metaclass=ABCMeta):
 
         Idle HTTP/1.1 connections found closed by the server are moved from
         the books to ``stale``, for the caller to close.  ``http1_only``
-        takes only HTTP/1.1 connections (and waits for no other).
+        takes only HTTP/1.1 connections (and waits for no other).  Run
+        right after :meth:`_acquire`'s sweep (no await between), so an idle
+        HTTP/1.1 entry left passed :meth:`_expired`: only its socket is asked.
         """
         wait = False
         picked: PoolEntry | None = None
@@ -221,35 +215,40 @@ class PoolBooks(metaclass=ABCMeta):
             and self._alt_svc.lookup(origin, now) is not None
         )
         for entry in self._entries:
-            if entry.origin != origin or (avoid_quic and entry.quic):
+            # Origins come from a cache (URL parsing): mostly one object.
+            if (entry.origin is not origin and entry.origin != origin) or (
+                avoid_quic and entry.quic
+            ):
                 continue
             if self._alt_svc is not None and entry.quic is not prefer_quic:
                 continue
             connection = entry.connection
             if http1_only and (
-                entry.may_multiplex if connection is None else connection.multiplexed
+                entry.may_multiplex if connection is None else entry.multiplexed
             ):
                 continue
             if connection is None:
                 wait = wait or entry.may_multiplex
                 continue
-            if connection.has_expired() or entry.metrics.requests >= self._max_requests:
-                continue
-            if connection.multiplexed:
-                if connection.is_available():
-                    if not entry.opening:
+            if not entry.multiplexed:
+                if entry.active == 0:
+                    # Swept just before (see above): only the socket is left.
+                    if not looks_closed(entry):
                         picked = entry
                         break
-                    wait = True
-                elif not entry.received.is_set():
-                    # The limit assumed before the server's SETTINGS (RFC
-                    # 9113 §6.5.2: 100 by h2's default) may be raised by them.
-                    wait = True
-            elif entry.active == 0 and connection.is_available():
-                if not looks_closed(entry):
+                    stale.append(entry)
+                continue
+            if connection.has_expired() or entry.metrics.requests >= self._max_requests:
+                continue
+            if connection.is_available():
+                if not entry.opening:
                     picked = entry
                     break
-                stale.append(entry)
+                wait = True
+            elif not entry.received.is_set():
+                # The limit assumed before the server's SETTINGS (RFC
+                # 9113 §6.5.2: 100 by h2's default) may be raised by them.
+                wait = True
         for closed in stale:
             if closed in self._entries:
                 self._entries.remove(closed)
@@ -257,7 +256,8 @@ class PoolBooks(metaclass=ABCMeta):
 
     def _make_room(self, origin: Origin) -> tuple[bool, list[PoolEntry]]:
         """Whether a new connection to ``origin`` fits; evict an idle one if need be."""
-        if sum(entry.origin == origin for entry in self._entries) >= self._max_per_host:
+        same = sum(1 for e in self._entries if e.origin is origin or e.origin == origin)
+        if same >= self._max_per_host:
             return False, []
         if len(self._entries) < self._max_connections:
             return True, []
@@ -290,8 +290,9 @@ class PoolBooks(metaclass=ABCMeta):
             if self._closed:
                 raise ConnectionClosed("the pool is closed")
             now = anyio.current_time()
-            to_close = [e for e in self._entries if not e.active]
-            to_close = [e for e in to_close if self._expired(e, now)]
+            to_close = [
+                e for e in self._entries if not e.active and self._expired(e, now)
+            ]
             for spent in to_close:
                 self._entries.remove(spent)
             entry, wait = self._pick(
@@ -323,21 +324,23 @@ class PoolBooks(metaclass=ABCMeta):
                 remaining = (
                     None if deadline is None else deadline - anyio.current_time()
                 )
-                if remaining is not None and remaining <= 0:
-                    raise PoolTimeout(f"no connection to {origin} became free in time")
-                with anyio.move_on_after(remaining):
+                if remaining is None:  # no pool timeout: no cancel scope
                     await waiter.event.wait()
+                elif remaining <= 0:
+                    raise PoolTimeout(f"no connection to {origin} became free in time")
+                else:
+                    with anyio.move_on_after(remaining):
+                        await waiter.event.wait()
             except BaseException:
                 if waiter.entry is not None:
                     # Leaving without the connection handed over to it.
                     self._give_back(waiter.entry)
                 raise
             finally:
-                # Still queued if it timed out, or was woken by a finalizer.
-                try:
+                # Still queued if it timed out, or was woken by a finalizer
+                # (asked first: a raised ValueError costs more than the look).
+                if waiter in self._waiters:
                     self._waiters.remove(waiter)
-                except ValueError:
-                    pass
             if waiter.entry is not None:
                 return waiter.entry
 
@@ -372,6 +375,7 @@ class PoolBooks(metaclass=ABCMeta):
         # the exchange's to handle (it releases the entry), and the
         # connection is neither lost unclosed nor waited for forever.
         entry.connection = connection
+        entry.multiplexed = connection.multiplexed
         entry.metrics.http_version = connection.http_version
         entry.metrics.state = ConnectionState.ACTIVE
         self._created += 1
@@ -412,7 +416,7 @@ class PoolBooks(metaclass=ABCMeta):
             if entry.origin == origin
             and not entry.active
             and entry.connection is not None
-            and not entry.connection.multiplexed
+            and not entry.multiplexed
         ]
         for entry in idle:
             self._entries.remove(entry)
@@ -425,8 +429,7 @@ class PoolBooks(metaclass=ABCMeta):
     def opened_stream(self, entry: PoolEntry) -> None:
         """An exchange got its stream (or failed to): the next may open one."""
         entry.opening -= 1
-        connection = entry.connection
-        if connection is None or connection.multiplexed:
+        if entry.connection is None or entry.multiplexed:
             # Only _pick's look at a multiplexed connection waits for this.
             self._notify()
 
@@ -452,10 +455,9 @@ class PoolBooks(metaclass=ABCMeta):
                     self._entries.remove(entry)
                     to_close.append(entry)
             else:
-                connection = entry.connection
                 idle = (
-                    connection is not None
-                    and not connection.multiplexed
+                    entry.connection is not None
+                    and not entry.multiplexed
                     and entry in self._entries
                 )
         if not idle or not self._hand_over(entry, now):

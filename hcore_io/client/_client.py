@@ -31,7 +31,14 @@ from hcore_io._exceptions import (
     WriteError,
 )
 from hcore_io._limits import Limits, resolve_limits
-from hcore_io.client._models import URL, Request, RequestBody, Response, Timeouts
+from hcore_io.client._models import (
+    URL,
+    Request,
+    RequestBody,
+    Response,
+    Timeouts,
+    cached_url,
+)
 from hcore_io.client._pool import ConnectionPool
 from hcore_io.client._sse import EventSource, EventSourceOptions
 from hcore_io.client._websocket import WebSocket
@@ -183,7 +190,7 @@ class Client:
             fields += [(n, v) for n, v in self._headers if n not in given]
         return Request(
             method.upper(),
-            url if isinstance(url, URL) else URL(url),
+            url if isinstance(url, URL) else cached_url(url),
             fields,
             content,
             timeouts or self._timeouts,

@@ -37,8 +37,12 @@ def looks_closed(entry: PoolEntry) -> bool:
     try:
         if sock.fileno() < 0:
             return True
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
+        poller = entry.idle_poller
+        if poller is None:
+            # Made once per connection: the socket's descriptor is its for
+            # life (a closed socket says so above before it is reused).
+            poller = entry.idle_poller = select.poll()
+            poller.register(sock, select.POLLIN)
         return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
@@ -67,8 +71,13 @@ class PoolEntry:
         self.http1_only = http1_only
         self.metrics = ConnectionMetrics(str(origin))
         self.connection: HTTPConnection | None = None
+        #: ``connection.multiplexed``, read once it is open (a property
+        #: chain the pool would otherwise ask several times a request).
+        self.multiplexed = False
         #: The connection's socket (``None`` if it has none), once looked up.
         self.raw_socket: socket.socket | None = _UNKNOWN
+        #: A poll object with ``raw_socket`` registered, once made.
+        self.idle_poller: select.poll | None = None
         #: Set once connecting ended, either way.
         self.connected = anyio.Event()
         #: Set when the server's first bytes arrive.
@@ -78,3 +87,22 @@ class PoolEntry:
         self.idle_since = now
         #: Requests whose response ended on this connection.
         self.served = 0
+
+    def expired(self, now: float, max_requests: int, keep_alive: float) -> bool:
+        """Whether its connection is spent (idle entries are asked).
+
+        Spent: closed or taking no new streams, its request budget or
+        keep-alive time used up, or (HTTP/1.1) not available.
+        """
+        connection = self.connection
+        if connection is None:
+            return False
+        if connection.has_expired() or self.metrics.requests >= max_requests:
+            return True
+        if now - self.idle_since > keep_alive:
+            return True
+        if not self.multiplexed:
+            # Whether the server closed it meanwhile is asked only of the
+            # connection about to be reused (_pick): a system call each.
+            return not connection.is_available()
+        return False

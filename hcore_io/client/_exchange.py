@@ -31,7 +31,6 @@ from hcore.events import (
 from hcore_io._exceptions import (
     ConnectionClosed,
     ReadError,
-    TimeoutError,
     WriteTimeout,
 )
 from hcore_io.client._models import Request, Response, ResponseStream, body_length
@@ -66,19 +65,6 @@ class QUICUnconfirmed(HCoreError):
         super().__init__(message)
         #: Whether the connection was chosen because of ``Alt-Svc``.
         self.via_alt_svc = via_alt_svc
-
-
-async def _timed(
-    operation: Callable[[], Awaitable[_T]],
-    timeout: float | None,  # noqa: ASYNC109
-    error: type[TimeoutError],
-    what: str,
-) -> _T:
-    if timeout is None:
-        return await operation()
-    with anyio.move_on_after(timeout):
-        return await operation()
-    raise error(f"{what} took longer than {timeout} s")
 
 
 def _status(headers: HeadersReceived) -> int:
@@ -153,17 +139,23 @@ async def _start(
         submitted = True
         pool.opened_stream(entry)
 
+    empty = isinstance(body, bytes) and not body
+    write = request.timeouts.write
+    stream: HTTPStream | None = None
     try:
-        stream = await _timed(
-            lambda: connection.open_stream(
-                headers,
-                end_stream=isinstance(body, bytes) and not body,
-                on_submitted=took_slot,
-            ),
-            request.timeouts.write,
-            WriteTimeout,
-            "sending the request headers",
-        )
+        if write is None:
+            stream = await connection.open_stream(
+                headers, end_stream=empty, on_submitted=took_slot
+            )
+        else:
+            with anyio.move_on_after(write):
+                stream = await connection.open_stream(
+                    headers, end_stream=empty, on_submitted=took_slot
+                )
+            if stream is None:
+                raise WriteTimeout(
+                    f"sending the request headers took longer than {write} s"
+                )
     except ConnectionClosed as exc:
         # Nothing was sent (GOAWAY, Connection: close): safe to send again.
         raise Refused(exc) from exc
@@ -172,7 +164,8 @@ async def _start(
             pool.opened_stream(entry)
     try:
         try:
-            await _send_body(stream, request)
+            if not empty:
+                await _send_body(stream, request)
         except StreamReset as exc:
             # The server may answer (an early 413) before reading it all.
             if exc.by_peer and exc.error_code is None:
@@ -248,8 +241,7 @@ async def exchange(
     :raises Refused: the server did not process it (safe to send again).
     :raises QUICUnconfirmed: a new HTTP/3 connection stayed silent.
     """
-    connection = entry.connection
-    assert connection is not None
+    assert entry.connection is not None
     started = anyio.current_time()
     entry.metrics.requests += 1
     try:
@@ -262,13 +254,11 @@ async def exchange(
             await pool.release(entry, started, failed=True)
         raise
     status = _status(head)
-    fields: list[tuple[bytes, bytes]] = []
-    for name, value in head.headers:
-        if name.startswith(b":"):
-            continue
-        fields.append((name, value))
-        if name == b"alt-svc":
-            pool.learn_alt_svc(entry, value)
+    fields = [field for field in head.headers if field[0][:1] != b":"]
+    if pool.alt_svc is not None:
+        for name, value in fields:
+            if name == b"alt-svc":
+                pool.learn_alt_svc(entry, value)
     trailers: list[tuple[bytes, bytes]] = []
     finished = head.end_stream
     failed = False
@@ -300,6 +290,19 @@ async def exchange(
     async def close() -> None:
         # Closed in time: the safety net below is not needed.
         abandoned.detach()
+        if finished and not failed:
+            # Over both ways (the request was sent whole before the head was
+            # read): closing the stream resets nothing, it only writes what
+            # the protocol has queued anyway (HTTP/2 window credit), and the
+            # entry is released whatever happens.  A cancellation arriving
+            # meanwhile leaves those bytes to the connection's next write
+            # (see the connection layer's "Writes."), so no shield is needed
+            # here: it costs a cancel scope on every request.
+            try:
+                await stream.aclose()
+            finally:
+                await pool.release(entry, started, failed=False)
+            return
         with anyio.CancelScope(shield=True):
             await stream.aclose()
             await pool.release(entry, started, failed=failed)
@@ -328,7 +331,7 @@ async def exchange(
     response = Response(
         status=status,
         headers=fields,
-        http_version=connection.http_version,
+        http_version=entry.metrics.http_version,
         stream=body,
         request=request,
         trailers=trailers,

@@ -129,6 +129,15 @@ class URL:
 
 
 @lru_cache(maxsize=256)
+def cached_url(raw: str) -> URL:
+    """``URL(raw)``, shared between requests that repeat a URL (it is immutable).
+
+    :raises ValueError: if it is not an absolute ``http``/``https`` URL.
+    """
+    return URL(raw)
+
+
+@lru_cache(maxsize=256)
 def _pseudo_headers(method: str, url: str) -> tuple[tuple[bytes, bytes], ...]:
     """The pseudo-header fields of a request (cached: clients repeat requests).
 
@@ -194,7 +203,15 @@ class Request:
 
         :raises hcore.LocalProtocolError: if a field name is not lower case.
         """
-        block = list(_pseudo_headers(self.method, self.url.raw))
+        pseudo = _pseudo_headers(self.method, self.url.raw)
+        body = self.body
+        needs_length = isinstance(body, bytes) and (
+            bool(body) or self.method not in ("GET", "HEAD", "OPTIONS")
+        )
+        if not self.headers and not needs_length:
+            # The common GET: the cached pseudo-headers are the whole block.
+            return pseudo
+        block = list(pseudo)
         names = set()
         for name, value in self.headers:
             if name != name.lower() or name.startswith(b":"):
@@ -203,12 +220,9 @@ class Request:
                 continue
             names.add(name)
             block.append((name, value))
-        if (
-            isinstance(self.body, bytes)
-            and b"content-length" not in names
-            and (self.body or self.method not in ("GET", "HEAD", "OPTIONS"))
-        ):
-            block.append((b"content-length", str(len(self.body)).encode()))
+        if needs_length and b"content-length" not in names:
+            assert isinstance(body, bytes)
+            block.append((b"content-length", str(len(body)).encode()))
         return tuple(block)
 
 

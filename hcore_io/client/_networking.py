@@ -277,6 +277,44 @@ class _CountingByteStream(ByteStream):
         return self._stream.extra_attributes
 
 
+class _CountingUnsentByteStream(_CountingByteStream):
+    """A counting stream over one whose interrupted send tells what it left.
+
+    The connection layer finishes a cancelled write with that rest instead
+    of shielding every write (a cancel scope each); hiding the attribute
+    behind the wrapper would cost the pool's connections that.
+    """
+
+    async def send(self, item: bytes) -> None:
+        try:
+            await self._stream.send(item)
+        except BaseException:
+            # What left before the interruption counts too (the connection
+            # layer sends the rest, counted then).
+            unsent: bytes | memoryview = self._stream.unsent  # type: ignore[attr-defined]
+            self._metrics.bytes_sent += len(item) - len(unsent)
+            raise
+        self._metrics.bytes_sent += len(item)
+
+    @property
+    def unsent(self) -> bytes | memoryview:
+        """The wrapped stream's ``unsent``: what its interrupted send left."""
+        unsent: bytes | memoryview = self._stream.unsent  # type: ignore[attr-defined]
+        return unsent
+
+    @unsent.setter
+    def unsent(self, value: bytes | memoryview) -> None:
+        self._stream.unsent = value  # type: ignore[attr-defined]
+
+
+def _counting(
+    stream: ByteStream, metrics: ConnectionMetrics, received: anyio.Event
+) -> ByteStream:
+    if hasattr(stream, "unsent"):
+        return _CountingUnsentByteStream(stream, metrics, received)
+    return _CountingByteStream(stream, metrics, received)
+
+
 class _CountingDatagramStream(UnreliableObjectStream[Datagram]):
     def __init__(
         self, stream: DatagramStream, metrics: ConnectionMetrics, received: anyio.Event
@@ -331,7 +369,7 @@ class CountingNetworking(NetworkingWrapper):
         timeout: float | None = None,  # noqa: ASYNC109 (the interface's shape)
     ) -> ByteStream:
         stream = await super().connect_tcp(address, timeout=timeout)
-        return _CountingByteStream(stream, self._metrics, self.received)
+        return _counting(stream, self._metrics, self.received)
 
     async def connect_tcp_tls(
         self,
@@ -349,7 +387,7 @@ class CountingNetworking(NetworkingWrapper):
             alpn_protocols=alpn_protocols,
             timeout=timeout,
         )
-        return _CountingByteStream(stream, self._metrics, self.received)
+        return _counting(stream, self._metrics, self.received)
 
     async def connect_udp(self, address: Address) -> DatagramStream:
         stream = await super().connect_udp(address)
