@@ -1,8 +1,9 @@
 """Benchmark: memory per idle keep-alive connection.
 
-Each server (``hcore server`` on both networking backends, hypercorn,
-uvicorn) serves :mod:`bench.hello_app`; this script opens ``--connections``
-(10,000) connections to it, makes one HTTP/1.1 request on each (so that
+Each server (``hcore server`` on both networking backends, and on epoll
+with the ``httptools`` HTTP/1.1 implementation; hypercorn, uvicorn) serves
+:mod:`bench.hello_app`; this script opens ``--connections`` (10,000)
+connections to it, makes one HTTP/1.1 request on each (so that
 each is an established keep-alive connection, past the server's first
 request-head timeout) and leaves them idle.  Memory per connection is the
 growth of the server's resident set size (RSS, summed over its process
@@ -44,10 +45,11 @@ IDLE_TIMEOUT = 3600
 Command = Callable[[int, int], list[str]]
 
 
-def _hcore(networking: str) -> Command:
+def _hcore(networking: str, http1: str = "h11") -> Command:
     def command(port: int, connections: int) -> list[str]:
         options = [
             f"--networking={networking}",
+            f"--http1-implementation={http1}",
             f"--max-connections={connections + 100}",
             f"--keep-alive-timeout={IDLE_TIMEOUT}",
             "--no-access-log",
@@ -91,6 +93,7 @@ def _uvicorn(http: str) -> Command:
 SERVERS: dict[str, Callable[[], Command]] = {
     "hcore": lambda: _hcore("system"),
     "hcore+epoll": lambda: _hcore("epoll"),
+    "hcore+epoll+httptools": lambda: _hcore("epoll", "httptools"),
     "hypercorn": lambda: _hypercorn,
     "uvicorn+h11": lambda: _uvicorn("h11"),
     "uvicorn+httptools": lambda: _uvicorn("httptools"),

@@ -60,7 +60,8 @@ def internal_sizes(protocol: H11ClientProtocol | H11ServerProtocol) -> tuple[int
         # queue of input sent ahead (its client holds none).
         len(protocol._h11.trailing_data[0])
         if hasattr(protocol, "_h11")
-        else len(getattr(protocol, "_backlog", ())),
+        # (None while nothing waits).
+        else len(getattr(protocol, "_backlog", None) or ()),
     )
 
 

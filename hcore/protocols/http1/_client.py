@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import h11
 
 from hcore._error_codes import HTTP1_ERROR_CODES
@@ -41,6 +43,8 @@ class H11ClientProtocol(ClientRole, H11Protocol):
     :param max_header_size: largest response head accepted, in bytes.
     :param max_header_count: most fields accepted in a head or trailers.
     """
+
+    __slots__ = ("_dangling", "_proposed_tunnel")
 
     def __init__(
         self,
@@ -138,14 +142,16 @@ class H11ClientProtocol(ClientRole, H11Protocol):
         )
 
     def _received_head(self, event: h11.Event) -> None:
-        assert isinstance(event, h11.Response | h11.InformationalResponse)
+        # A client receives no other head (a cast: isinstance on h11's
+        # abstract event classes is slow).
+        event = cast(h11.Response | h11.InformationalResponse, event)
         fields = received_fields(event.headers)
         complaint = self._limits.check(len(event.reason) + 15, fields)
         if complaint is not None:
             self._receive_failed(431, complaint)
             return
         block = fields_from_response(event, fields)
-        if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+        if type(event) is h11.InformationalResponse and event.status_code != 101:
             self._emit(InformationalResponseReceived(self._stream_id, block))
         else:
             self._emit(HeadersReceived(self._stream_id, block))

@@ -14,7 +14,6 @@ connection is a tunnel and whether an exchange is in progress.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections import deque
 
 from hcore._error_codes import HTTP1_ERROR_CODES, HTTPErrorCodes
 from hcore._errors import LocalProtocolError
@@ -22,6 +21,10 @@ from hcore.events import DataReceived, Event, HeadersReceived
 from hcore.protocols._protocols import HTTPOverTCPProtocol
 
 __all__ = ("HTTP1Base", "tokens")
+
+
+#: Taken events kept before the events list is cut.
+_CUT = 64
 
 
 def tokens(value: bytes) -> list[bytes]:
@@ -37,7 +40,24 @@ class HTTP1Base(HTTPOverTCPProtocol):
     subclass's ``__init__`` calls :meth:`_init_common` first.
     """
 
-    _events: deque[Event]
+    __slots__ = (
+        "_close_code",
+        "_close_message",
+        "_closing",
+        "_eof",
+        "_events",
+        "_input_stopped",
+        "_limits",
+        "_outgoing",
+        "_sending",
+        "_stream_id",
+        "_taken",
+        "_tunnel_local_ended",
+        "_tunnel_remote_ended",
+    )
+
+    _events: list[Event]
+    _taken: int
     _outgoing: list[bytes]
     _stream_id: int
     _closing: bool
@@ -49,7 +69,11 @@ class HTTP1Base(HTTPOverTCPProtocol):
 
     def _init_common(self) -> None:
         """Set up the state every HTTP/1.1 protocol keeps."""
-        self._events = deque()
+        # A list read from ``_taken`` on, emptied when all is taken (and its
+        # taken head cut off when it is most of the list): an idle
+        # connection holds an empty list, not a deque's 64-slot block.
+        self._events = []
+        self._taken = 0
         self._outgoing = []
         #: The exchange in progress or, between exchanges, the next one.
         self._stream_id = 1
@@ -83,7 +107,23 @@ class HTTP1Base(HTTPOverTCPProtocol):
 
     def next_event(self) -> Event | None:
         """Take the next event, or ``None`` when there is none for now."""
-        return self._events.popleft() if self._events else None
+        events = self._events
+        if not events:
+            return None
+        taken = self._taken
+        event = events[taken]
+        taken += 1
+        if taken == len(events):
+            # All taken: clear() frees the list's storage.
+            events.clear()
+            taken = 0
+        elif taken >= _CUT and taken * 2 >= len(events):
+            # A caller that never empties the queue must not keep what it
+            # took: cutting when half is taken costs O(1) per event.
+            del events[:taken]
+            taken = 0
+        self._taken = taken
+        return event
 
     # -- HTTPProtocol: ending ----------------------------------------------------
 
@@ -201,20 +241,18 @@ class HTTP1Base(HTTPOverTCPProtocol):
         taken it yet, the way HTTP/2 carries END_STREAM on HEADERS or DATA.
         """
         events = self._events
+        # The last event in the list was not handed out yet: the list is
+        # emptied once all are taken.
         last = events[-1] if events else None
         stream_id = self._stream_id
         if (
-            type(last) is HeadersReceived
+            (type(last) is HeadersReceived or type(last) is DataReceived)
             and last.stream_id == stream_id
             and not last.end_stream
         ):
-            events[-1] = HeadersReceived(stream_id, last.headers, True)
-        elif (
-            type(last) is DataReceived
-            and last.stream_id == stream_id
-            and not last.end_stream
-        ):
-            events[-1] = DataReceived(stream_id, last.data, True)
+            # Set on the queued event itself, which nothing else holds yet:
+            # the same as building a copy with the flag, without the copy.
+            object.__setattr__(last, "end_stream", True)
         else:
             self._emit(DataReceived(stream_id, b"", end_stream=True))
 

@@ -37,6 +37,7 @@ __all__ = (
     "proposes_upgrade",
     "received_fields",
     "request_block",
+    "scheme_bytes",
 )
 
 _Fields = list[tuple[bytes, bytes]]
@@ -60,6 +61,8 @@ _FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 _GOOD_NAMES: set[bytes] = set()
 #: Reason phrases of the registered status codes (RFC 9110 §15).
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+#: The valid values of ``:status``.
+_STATUS_CODES = {b"%d" % code: code for code in range(100, 600)}
 
 
 class BadMessage(Exception):
@@ -77,7 +80,7 @@ class Framing(enum.Enum):
     CLOSE = "close"
 
 
-@dataclass
+@dataclass(slots=True)
 class OutgoingBody:
     """The body this side is sending, checked before each piece reaches h11."""
 
@@ -156,28 +159,46 @@ def _values(fields: _Fields, name: bytes) -> list[bytes]:
 def _framing_fields(fields: _Fields) -> tuple[int | None, bool]:
     """Read the ``Content-Length`` and ``Transfer-Encoding`` we are to send.
 
+    :raises LocalProtocolError: on a malformed length, or both fields.
+    """
+    values: list[bytes] = []
+    chunked = False
+    for name, value in fields:
+        name = name.lower()
+        if name == b"content-length":
+            values.append(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return _framing(values, chunked)
+
+
+def _framing(values: list[bytes], chunked: bool) -> tuple[int | None, bool]:
+    """Decide the framing from the ``Content-Length`` values and ``chunked``.
+
     Only what decides the framing is checked here; h11 checks the rest when
     the event is built (one chunked coding, one length).
 
     :raises LocalProtocolError: on a malformed length, or both fields.
     """
+    if not values:
+        return None, chunked
+    if not chunked and len(values) == 1:
+        # One plain length, the common case.
+        value = values[0]
+        if b"," not in value:
+            value = value.strip()
+            if _DIGITS.match(value):
+                return int(value), False
     lengths: set[bytes] = set()
-    chunked = False
-    for name, value in fields:
-        name = name.lower()
-        if name == b"content-length":
-            if b"," in value:
-                lengths.update(item.strip() for item in value.split(b","))
-            else:
-                lengths.add(value.strip())
-        elif name == b"transfer-encoding":
-            chunked = True
-    if lengths and chunked:
+    for value in values:
+        if b"," in value:
+            lengths.update(item.strip() for item in value.split(b","))
+        else:
+            lengths.add(value.strip())
+    if chunked:
         # RFC 9112 §6.2: a sender MUST NOT send Content-Length with
         # Transfer-Encoding.
         raise LocalProtocolError("Content-Length and Transfer-Encoding together")
-    if not lengths:
-        return None, chunked
     # RFC 9110 §8.6: Content-Length = 1*DIGIT, one value.
     if len(lengths) != 1 or not _DIGITS.match(next(iter(lengths))):
         raise LocalProtocolError(f"bad Content-Length {sorted(lengths)!r}")
@@ -278,17 +299,14 @@ def plan_request_head(
     return method, target, fields, body
 
 
-def _status(pseudo: dict[bytes, bytes]) -> int:
-    raw = pseudo.get(b":status")
+def _status(raw: bytes | None) -> int:
     if raw is None:
         raise LocalProtocolError("a response needs :status")
-    if len(raw) != 3 or not raw.isdigit() or not b"100" <= raw <= b"599":
+    # Three digits, 100 to 599 (RFC 9110 §15).
+    status = _STATUS_CODES.get(raw)
+    if status is None:
         raise LocalProtocolError(f"bad :status {raw!r}")
-    return int(raw)
-
-
-def _reason(status: int) -> bytes:
-    return _REASONS.get(status, b"")
+    return status
 
 
 def plan_response_head(
@@ -311,16 +329,37 @@ def plan_response_head(
         (``None`` for 1xx).
     :raises LocalProtocolError: if the block is not a valid response.
     """
-    pseudo, fields = _split_pseudo(headers, (b":status",))
-    status = _status(pseudo)
-    reason = _reason(status)
+    # _split_pseudo and _framing_fields in one pass: this runs per response.
+    raw_status: bytes | None = None
+    fields: _Fields = []
+    lengths: list[bytes] = []
+    chunked = False
+    for name, value in headers:
+        if name[:1] == b":":
+            # RFC 9113 §8.3: pseudo-headers first, each once.
+            if fields:
+                raise LocalProtocolError(f"pseudo-header {name!r} after regular fields")
+            if name != b":status":
+                raise LocalProtocolError(f"pseudo-header {name!r} is not allowed here")
+            if raw_status is not None:
+                raise LocalProtocolError(f"pseudo-header {name!r} repeated")
+            raw_status = value
+            continue
+        fields.append((name, value))
+        lower = name.lower()
+        if lower == b"content-length":
+            lengths.append(value)
+        elif lower == b"transfer-encoding":
+            chunked = True
+    status = _status(raw_status)
+    reason = _REASONS.get(status, b"")
     if status < 200:
         if end_stream and status != 101:
             raise LocalProtocolError("an interim (1xx) response cannot end the stream")
         return status, reason, fields, None
     if close and b"close" not in b",".join(_values(fields, b"connection")).lower():
         fields.append((b"connection", b"close"))
-    length, chunked = _framing_fields(fields)
+    length, chunked = _framing(lengths, chunked)
     if request_method == b"CONNECT" and status < 300:
         # RFC 9110 §9.3.6: no Content-Length or Transfer-Encoding in a 2xx
         # to CONNECT; the tunnel starts right after the head.
@@ -421,6 +460,14 @@ def plan_trailers(headers: Headers, body: OutgoingBody) -> h11.EndOfMessage:
         raise LocalProtocolError(str(exc)) from exc
 
 
+_SCHEMES = {"http": b"http", "https": b"https"}
+
+
+def scheme_bytes(scheme: str) -> bytes:
+    """``scheme`` as the bytes :func:`request_block` takes, shared when common."""
+    return _SCHEMES.get(scheme) or scheme.encode("ascii")
+
+
 def request_block(
     method: bytes,
     target: bytes,
@@ -441,7 +488,19 @@ def request_block(
     :param scheme: ``:scheme`` for origin-form targets.
     :raises BadMessage: if the target does not fit the method.
     """
-    fields = [(name, value) for name, value in headers if name != b"host"]
+    fields = [field for field in headers if field[0] != b"host"]
+    if len(fields) + 1 == len(headers) and target[:1] == b"/" and method != b"CONNECT":
+        # The common case, origin form and one Host, built directly.  The
+        # loop always finds the Host field.
+        for name, value in headers:  # pragma: no branch
+            if name == b"host":
+                return (
+                    (b":method", method),
+                    (b":scheme", scheme),
+                    (b":authority", value),
+                    (b":path", target),
+                    *fields,
+                )
     hosts = [value for name, value in headers if name == b"host"]
     pseudo: _Fields = [(b":method", method)]
     if method == b"CONNECT":

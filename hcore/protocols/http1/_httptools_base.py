@@ -68,6 +68,35 @@ class ToolsProtocol(ToolsConnection):
         the current exchange.
     """
 
+    __slots__ = (
+        "_ahead_sizes",
+        "_backlog",
+        "_end_deferred",
+        "_exchanges",
+        "_fields",
+        "_halted",
+        "_head_size",
+        "_held",
+        "_in_head",
+        "_in_message",
+        "_keep_alive",
+        "_max_header_count",
+        "_max_header_size",
+        "_max_pipelined_size",
+        "_msg_size",
+        "_parsed",
+        "_parsed_keep_alive",
+        "_peer_version",
+        "_request_ended",
+        "_request_method",
+        "_request_seen",
+        "_request_upgrade",
+        "_response_close",
+        "_response_done",
+        "_response_started",
+        "_switch_raw",
+    )
+
     def __init__(
         self, *, max_header_size: int, max_header_count: int, max_pipelined_size: int
     ) -> None:
@@ -87,9 +116,11 @@ class ToolsProtocol(ToolsConnection):
         self._head_size = 0
         self._msg_size = 0
         self._parsed_keep_alive = True
-        self._backlog: deque[Item] = deque()
+        # Both queues exist only while the peer is ahead (most connections
+        # never are): an idle connection holds no deque.
+        self._backlog: deque[Item] | None = None
         self._held = 0
-        self._ahead_sizes: deque[int] = deque()
+        self._ahead_sizes: deque[int] | None = None
         self._switch_raw: bytearray | None = None
         # Delivery side: exchanges over, and how the connection ends.
         self._exchanges = 0
@@ -132,13 +163,16 @@ class ToolsProtocol(ToolsConnection):
         else:
             self._feed(data)
         self._deliver()
+        if not self._backlog:
+            # Not inside _deliver here, so no loop holds the empty deque.
+            self._backlog = None
 
     def eof_received(self) -> None:
         """Tell the protocol the peer will send no more bytes."""
         if self._eof or self._closed:
             return
         self._eof = True
-        self._backlog.append((ItemKind.EOF, None))
+        self._queue((ItemKind.EOF, None))
         self._deliver()
 
     # -- role-specific parts ---------------------------------------------------
@@ -189,7 +223,21 @@ class ToolsProtocol(ToolsConnection):
         if self._parsed == self._exchanges and not self._backlog:
             self._handle(item)
         elif not self._input_stopped:
-            self._backlog.append(item)
+            self._queue(item)
+
+    def _queue(self, item: Item) -> None:
+        """Queue an item behind the exchanges before it."""
+        backlog = self._backlog
+        if backlog is None:
+            backlog = self._backlog = deque()
+        backlog.append(item)
+
+    def _queue_ahead(self, size: int) -> None:
+        """Note the wire size of a message queued ahead of its exchange."""
+        sizes = self._ahead_sizes
+        if sizes is None:
+            sizes = self._ahead_sizes = deque()
+        sizes.append(size)
 
     def _deliver(self) -> None:
         """Hand out queued items whose exchange has come."""
@@ -275,8 +323,11 @@ class ToolsProtocol(ToolsConnection):
         if reusable and self._request_ended and not self._peer_closed:
             self._stream_id += 2
             self._exchanges += 1
-            if self._ahead_sizes:
-                self._held -= self._ahead_sizes.popleft()
+            sizes = self._ahead_sizes
+            if sizes:
+                self._held -= sizes.popleft()
+                if not sizes:
+                    self._ahead_sizes = None
             else:
                 self._held = 0
             self._new_exchange()
@@ -288,5 +339,8 @@ class ToolsProtocol(ToolsConnection):
         if self._closed:
             return
         self._halted = True
-        self._backlog.clear()
+        backlog = self._backlog
+        if backlog is not None:
+            # Emptied, not dropped: a _deliver loop may hold it.
+            backlog.clear()
         super()._terminate(code, message)

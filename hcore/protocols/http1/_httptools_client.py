@@ -80,6 +80,15 @@ class HTTPToolsClientProtocol(ClientExchange):
     :param max_header_count: most fields accepted in a head or trailers.
     """
 
+    __slots__ = (
+        "_fields",
+        "_halting",
+        "_parser",
+        "_reason",
+        "_tail",
+        "_trailer_size",
+    )
+
     def __init__(
         self,
         *,

@@ -18,7 +18,7 @@ from hcore.events import ConnectionTerminated
 from hcore.protocols.http1._common import HTTP1Base
 from hcore.protocols.http1._headers import Framing, OutgoingBody
 from hcore.protocols.http1._httptools_writer import last_chunk
-from hcore.protocols.http1._limits import HeadLimits
+from hcore.protocols.http1._limits import head_limits
 
 __all__ = ("ToolsConnection",)
 
@@ -34,9 +34,11 @@ class ToolsConnection(HTTP1Base):
     :param max_header_count: most fields accepted in a head or trailers.
     """
 
+    __slots__ = ("_closed", "_peer_closed", "_tunnel")
+
     def __init__(self, *, max_header_size: int, max_header_count: int) -> None:
         self._init_common()
-        self._limits = HeadLimits(max_header_size, max_header_count)
+        self._limits = head_limits(max_header_size, max_header_count)
         self._closed = False
         self._tunnel = False
         self._eof = False

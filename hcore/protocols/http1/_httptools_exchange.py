@@ -37,6 +37,19 @@ class ClientExchange(ClientRole, ToolsConnection):
     :param max_header_count: most fields accepted in a head or trailers.
     """
 
+    __slots__ = (
+        "_dangling",
+        "_head_size",
+        "_in_head",
+        "_keep_alive",
+        "_method",
+        "_proposed_tunnel",
+        "_proposed_upgrade",
+        "_request_state",
+        "_response_done",
+        "_until_close",
+    )
+
     def __init__(self, *, max_header_size: int, max_header_count: int) -> None:
         super().__init__(
             max_header_size=max_header_size, max_header_count=max_header_count

@@ -54,6 +54,7 @@ from hcore.protocols.http1._headers import (
     check_fields,
     plan_response_head,
     request_block,
+    scheme_bytes,
 )
 from hcore.protocols.http1._httptools_base import (
     HEAD_OVERHEAD,
@@ -106,6 +107,8 @@ class HTTPToolsServerProtocol(ServerRole, ToolsProtocol):
         the current exchange.
     """
 
+    __slots__ = ("_parser", "_scheme", "_url")
+
     def __init__(
         self,
         *,
@@ -119,7 +122,7 @@ class HTTPToolsServerProtocol(ServerRole, ToolsProtocol):
             max_header_count=max_header_count,
             max_pipelined_size=max_pipelined_size,
         )
-        self._scheme = scheme.encode("ascii")
+        self._scheme = scheme_bytes(scheme)
         self._parser = _make_parser(self)
         self._url = b""
 
@@ -242,8 +245,8 @@ class HTTPToolsServerProtocol(ServerRole, ToolsProtocol):
         if self._parsed - 1 == self._exchanges and not self._backlog:
             self._handle(item)
         else:
-            self._ahead_sizes.append(self._msg_size)
-            self._backlog.append(item)
+            self._queue_ahead(self._msg_size)
+            self._queue(item)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """llhttp: a field of the head or of the trailers."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 
 __all__ = (
@@ -11,6 +12,7 @@ __all__ = (
     "DEFAULT_MAX_HEADER_SIZE",
     "DEFAULT_MAX_PIPELINED_SIZE",
     "HeadLimits",
+    "head_limits",
 )
 
 #: Default bound on a message head; h11's own default is 16 KiB, but large
@@ -22,7 +24,7 @@ DEFAULT_MAX_HEADER_COUNT = 100
 DEFAULT_MAX_PIPELINED_SIZE = 64 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeadLimits:
     """Bounds on a received head (or trailer block)."""
 
@@ -50,3 +52,9 @@ class HeadLimits:
         if size > self.max_size:
             return f"message head larger than {self.max_size} bytes"
         return None
+
+
+@lru_cache(maxsize=16)
+def head_limits(max_size: int, max_count: int) -> HeadLimits:
+    """The limits for these bounds, one object shared by every connection."""
+    return HeadLimits(max_size, max_count)

@@ -56,11 +56,15 @@ from hcore.protocols.http1._headers import (
     plan_trailers,
     received_fields,
 )
-from hcore.protocols.http1._limits import HeadLimits
+from hcore.protocols.http1._limits import head_limits
 
 __all__ = ("H11Protocol",)
 
 _COMPLETE = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+#: The peer's states in which h11, with no bytes buffered, needs more.
+_QUIET = (h11.DONE, h11.IDLE)
+#: h11's ``trailing_data`` when it holds nothing and the peer's side is open.
+_NOTHING_TRAILING = (b"", False)
 
 
 #: h11's events are immutable: one end of message without trailers serves all.
@@ -90,6 +94,8 @@ class H11Protocol(HTTP1Base):
         the current exchange.
     """
 
+    __slots__ = ("_h11", "_max_pipelined_size", "_paused_size", "_phase")
+
     def __init__(
         self,
         *,
@@ -103,7 +109,7 @@ class H11Protocol(HTTP1Base):
             h11.CLIENT if client else h11.SERVER,
             max_incomplete_event_size=max_header_size,
         )
-        self._limits = HeadLimits(max_header_size, max_header_count)
+        self._limits = head_limits(max_header_size, max_header_count)
         self._max_pipelined_size = max_pipelined_size
         self._phase = _Phase.HTTP
         #: The body of the message this side is sending, once its head went.
@@ -297,6 +303,14 @@ class H11Protocol(HTTP1Base):
                 self._emit(DataReceived(self._stream_id, bytes(data)))
             elif kind is h11.EndOfMessage:
                 self._received_end(cast(h11.EndOfMessage, event))
+                if (
+                    self._phase is _Phase.HTTP
+                    and conn.their_state in _QUIET
+                    and conn.trailing_data == _NOTHING_TRAILING
+                ):
+                    # Nothing buffered after the message, peer's side open:
+                    # h11 could only say NEED_DATA, so it is not asked.
+                    return
             elif kind is h11.ConnectionClosed:
                 # h11 repeats ConnectionClosed forever: stop here.  What is
                 # left to do happens when this side's message is complete.

@@ -19,6 +19,9 @@ __all__ = ("ClientRole", "ServerRole")
 class ServerRole(HTTP1Base):
     """The server's side: requests arrive, and are answered in order."""
 
+    # The state below lives in the concrete class's slots.
+    __slots__ = ()
+
     #: A request head arrived on the current stream.
     _request_seen: bool
     _request_method: bytes
@@ -78,6 +81,9 @@ class ServerRole(HTTP1Base):
 
 class ClientRole(HTTP1Base):
     """The client's side: one request at a time, on the available stream."""
+
+    # The state below lives in the concrete class's slots.
+    __slots__ = ()
 
     #: The request proposed a tunnel (CONNECT, Upgrade); its head was the
     #: whole request on the wire.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import cast
 
 import h11
 
@@ -15,6 +16,7 @@ from hcore.protocols.http1._headers import (
     proposes_upgrade,
     received_fields,
     request_block,
+    scheme_bytes,
 )
 from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_COUNT,
@@ -56,6 +58,15 @@ class H11ServerProtocol(ServerRole, H11Protocol):
         the current exchange.
     """
 
+    __slots__ = (
+        "_end_deferred",
+        "_peer_version",
+        "_request_method",
+        "_request_seen",
+        "_request_upgrade",
+        "_scheme",
+    )
+
     def __init__(
         self,
         *,
@@ -70,7 +81,7 @@ class H11ServerProtocol(ServerRole, H11Protocol):
             max_header_count=max_header_count,
             max_pipelined_size=max_pipelined_size,
         )
-        self._scheme = scheme.encode("ascii")
+        self._scheme = scheme_bytes(scheme)
         self._request_seen = False
         self._request_method = b""
         self._request_upgrade = False
@@ -144,29 +155,31 @@ class H11ServerProtocol(ServerRole, H11Protocol):
         return True
 
     def _received_head(self, event: h11.Event) -> None:
-        assert isinstance(event, h11.Request)
+        # A server receives no other head (a cast: isinstance on h11's
+        # abstract event classes is slow).
+        request = cast(h11.Request, event)
+        method = request.method
+        target = request.target
         # Known before any refusal: the answer to a HEAD has no body.
-        self._request_method = event.method
-        fields = received_fields(event.headers)
-        complaint = self._limits.check(
-            len(event.method) + len(event.target) + 11, fields
-        )
+        self._request_method = method
+        fields = received_fields(request.headers)
+        complaint = self._limits.check(len(method) + len(target) + 11, fields)
         if complaint is not None:
             self._receive_failed(431, complaint)
             return
-        refusal = check_request_head(event.target, event.http_version, fields)
+        version = request.http_version
+        refusal = check_request_head(target, version, fields)
         if refusal is not None:
             self._receive_failed(*refusal)
             return
         try:
-            block = request_block(event.method, event.target, fields, self._scheme)
+            block = request_block(method, target, fields, self._scheme)
         except BadMessage as exc:
             self._receive_failed(400, str(exc))
             return
         self._request_seen = True
-        self._request_method = event.method
         self._request_upgrade = proposes_upgrade(fields)
-        self._peer_version = event.http_version
+        self._peer_version = version
         self._emit(HeadersReceived(self._stream_id, block))
 
     def _receive_failed(self, code: int, message: str) -> None:
