@@ -119,7 +119,7 @@ class H2ClientProtocol(H2Protocol):
         fields = request_to_send(
             headers, allow_protocol=remote.enable_connect_protocol == 1
         )
-        conn.send_headers(stream_id, fields, end_stream=end_stream)
+        conn.send_block(stream_id, fields, end_stream)
         stream = Stream(stream_id)
         stream.final_sent = True
         self._streams[stream_id] = stream
@@ -132,7 +132,7 @@ class H2ClientProtocol(H2Protocol):
         if stream is None:
             return
         try:
-            fields = received(event.headers, RESPONSE, self._max_header_list_size)
+            fields = self._checker.check(event.headers, RESPONSE)
         except MalformedHeaders:
             self._reset_malformed(stream_id, -1)
             return

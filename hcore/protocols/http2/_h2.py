@@ -18,25 +18,66 @@ Three things about h2 are changed here, each with the least reach we found:
   connection error and changes stream state before it validates what we
   send; both are switched off and done in :mod:`._headers` instead.
 
-One thing is only made cheaper: h2 formats every frame it receives for a
-trace log (``repr(frame)``, several microseconds) before its logger can say
-that nothing is logged; :meth:`H2Connection._receive_frame` handles frames
-the same way without that.
+Some things are only made cheaper, with the same state changes and bytes:
+
+- h2 formats every frame it receives for a trace log (``repr(frame)``,
+  several microseconds) before its logger can say that nothing is logged;
+  :meth:`H2Connection._receive_frame` handles frames the same way without
+  that.
+- Sending.  h2's ``send_headers`` and ``send_data`` build frame objects,
+  re-encode and re-scan the header block (for checks that are off here, see
+  above), recount open streams and serialize through generic code.
+  :meth:`H2Connection.send_block` and :meth:`H2Connection.send_chunk` feed
+  the same connection and stream state machines, the same HPACK encoder and
+  the same windows, and write the frames' bytes (RFC 9113 §4.1) straight
+  into h2's outgoing buffer.  They lean on h2 internals, so they are used
+  only with the h2 versions they were checked against (:data:`FAST_SEND`);
+  otherwise they call h2's public methods.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
+
+import h2
 from h2.config import H2Configuration
+from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
 from h2.connection import H2Connection as _BaseConnection
 from h2.errors import ErrorCodes
 from h2.events import Event as H2Event
-from h2.exceptions import StreamClosedError, StreamIDTooLowError
+from h2.exceptions import StreamClosedError, StreamIDTooLowError, TooManyStreamsError
 from h2.settings import SettingCodes, Settings
+from h2.stream import StreamInputs
 from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
 
+from hcore.protocols.http2._hpack import MEMO, MemoDecoder, MemoEncoder
 from hcore.protocols.http2._options import DEFAULT_WINDOW, Options
 
-__all__ = ("GoawayFrameReceived", "H2Connection", "open_connection")
+__all__ = ("FAST_SEND", "GoawayFrameReceived", "H2Connection", "open_connection")
+
+#: Whether the direct send paths may be used: the h2 internals they touch
+#: (the state machines, ``streams``, ``encoder``, ``_data_to_send``) were
+#: checked in these releases.
+FAST_SEND = h2.__version__.split(".")[:2] in (["4", "2"], ["4", "3"], ["4", "4"])
+
+# RFC 9113 §4.1: length (24 bits, as 16 + 8), type, flags, stream id.
+_FRAME_HEADER = struct.Struct(">HBBBL")
+# RFC 9113 §6.1, §6.2, §6.10
+_DATA = 0x0
+_HEADERS = 0x1
+_CONTINUATION = 0x9
+_END_STREAM = 0x1
+_END_HEADERS = 0x4
+# h2's connection states in which sending HEADERS or DATA changes nothing
+# (the transition leads back to the same state and has no action).
+_OPEN_STATES = (ConnectionState.CLIENT_OPEN, ConnectionState.SERVER_OPEN)
+_SEND_HEADERS = ConnectionInputs.SEND_HEADERS
+_SEND_DATA = ConnectionInputs.SEND_DATA
+_STREAM_SEND_HEADERS = StreamInputs.SEND_HEADERS
+_STREAM_SEND_INFORMATIONAL = StreamInputs.SEND_INFORMATIONAL_HEADERS
+_STREAM_SEND_DATA = StreamInputs.SEND_DATA
+_STREAM_SEND_END_STREAM = StreamInputs.SEND_END_STREAM
 
 
 class GoawayFrameReceived(H2Event):
@@ -84,6 +125,122 @@ class H2Connection(_BaseConnection):
             raise
         self._prepare_for_sending(frames)
         return events
+
+    def send_block(
+        self,
+        stream_id: int,
+        fields: Sequence[tuple[bytes, bytes]],
+        end_stream: bool = False,
+        *,
+        informational: bool = False,
+    ) -> None:
+        """Send a header block on a stream h2 already knows, as ``send_headers``.
+
+        On a new stream (a client's request) h2's admission check runs as
+        in ``send_headers`` (it also prunes h2's closed streams).  The block
+        must already be checked (:mod:`._headers`: pseudo-headers first), and
+        ``informational`` must mark a 1xx response, as h2's own scan would.
+
+        :param stream_id: the stream.
+        :param fields: the checked block.
+        :param end_stream: whether END_STREAM goes with it.
+        :param informational: whether it is a 1xx response (server).
+        """
+        stream = self.streams.get(stream_id)
+        opening = stream is None
+        if not FAST_SEND or (opening and not self.config.client_side):
+            self.send_headers(stream_id, fields, end_stream=end_stream)
+            return
+        if opening:
+            limit = self.remote_settings.max_concurrent_streams
+            count = self.open_outbound_streams
+            if count + 1 > limit:
+                raise TooManyStreamsError(
+                    f"Max outbound streams is {limit}, {count} open"
+                )
+        machine = self.state_machine
+        if machine.state not in _OPEN_STATES:
+            machine.process_input(_SEND_HEADERS)
+        method = authority = None
+        if stream is None:
+            stream = self._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
+            for name, value in fields:
+                if name[:1] != b":":
+                    break
+                if name == b":method":
+                    method = value
+                elif name == b":authority":
+                    authority = value
+        # h2 changes the stream's state before encoding: the encoding changes
+        # the HPACK context irreversibly.
+        stream_machine = stream.state_machine
+        stream_machine.process_input(
+            _STREAM_SEND_INFORMATIONAL if informational else _STREAM_SEND_HEADERS
+        )
+        block = self.encoder.encode(fields)
+        if end_stream:
+            stream_machine.process_input(_STREAM_SEND_END_STREAM)
+        # h2 remembers the method of what it sends (a response or trailers
+        # have none) and a request's authority.
+        stream.request_method = method
+        if opening:
+            stream._authority = authority
+        out = self._data_to_send
+        size = len(block)
+        limit = self.max_outbound_frame_size
+        flags = _END_STREAM if end_stream else 0
+        if size <= limit:
+            out += _FRAME_HEADER.pack(
+                size >> 8, size & 0xFF, _HEADERS, flags | _END_HEADERS, stream_id
+            )
+            out += block
+            return
+        # RFC 9113 §6.10: the rest of the block follows in CONTINUATION
+        # frames, END_HEADERS on the last.
+        kind = _HEADERS
+        for start in range(0, size, limit):
+            piece = block[start : start + limit]
+            length = len(piece)
+            if start + limit >= size:
+                flags |= _END_HEADERS
+            out += _FRAME_HEADER.pack(
+                length >> 8, length & 0xFF, kind, flags, stream_id
+            )
+            out += piece
+            kind = _CONTINUATION
+            flags = 0
+
+    def send_chunk(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Send one DATA frame, as ``send_data``, on a stream h2 knows.
+
+        The caller has checked that ``data`` fits the peer's windows and
+        frame size (RFC 9113 §4.2, §6.9), as h2 would.
+
+        :param stream_id: the stream.
+        :param data: the payload; may be empty.
+        :param end_stream: whether END_STREAM goes with it.
+        """
+        if not FAST_SEND:
+            self.send_data(stream_id, data, end_stream=end_stream)
+            return
+        machine = self.state_machine
+        if machine.state not in _OPEN_STATES:
+            machine.process_input(_SEND_DATA)
+        stream = self.streams[stream_id]
+        stream_machine = stream.state_machine
+        stream_machine.process_input(_STREAM_SEND_DATA)
+        size = len(data)
+        out = self._data_to_send
+        if end_stream:
+            stream_machine.process_input(_STREAM_SEND_END_STREAM)
+            out += _FRAME_HEADER.pack(
+                size >> 8, size & 0xFF, _DATA, _END_STREAM, stream_id
+            )
+        else:
+            out += _FRAME_HEADER.pack(size >> 8, size & 0xFF, _DATA, 0, stream_id)
+        out += data
+        stream.outbound_flow_control_window -= size
+        self.outbound_flow_control_window -= size
 
     def _send_reset(self, stream_id: int, error_code: int) -> None:
         reset = RstStreamFrame(stream_id)
@@ -150,7 +307,14 @@ def open_connection(options: Options, *, client_side: bool) -> H2Connection:
     # The HPACK decoder cannot resume after giving up on a block, so its cap
     # is the connection-killing one; the advertised size is checked per
     # stream by the protocol.
-    conn.decoder.max_header_list_size = 2 * options.max_header_list_size
+    if MEMO:
+        # Both coders are fresh: nothing was coded yet (see ._hpack).
+        decoder = MemoDecoder(2 * options.max_header_list_size)
+        decoder.max_allowed_table_size = conn.decoder.max_allowed_table_size
+        conn.decoder = decoder
+        conn.encoder = MemoEncoder()
+    else:
+        conn.decoder.max_header_list_size = 2 * options.max_header_list_size
     conn.initiate_connection()
     if options.connection_window_size > DEFAULT_WINDOW:
         # RFC 9113 §6.9.2: SETTINGS never change the connection window.

@@ -34,6 +34,7 @@ __all__ = (
     "RESPONSE",
     "TRAILERS",
     "MalformedHeaders",
+    "ReceivedChecker",
     "received",
     "request_to_send",
     "response_to_send",
@@ -147,6 +148,57 @@ def received(
     if cookies > 1:
         result = _join_cookies(result)
     return result
+
+
+class ReceivedChecker:
+    """:func:`received` for one connection, remembering blocks that passed.
+
+    Peers repeat their header blocks (h2load, API clients, a server's fixed
+    responses), and the outcome of the check depends only on the block and
+    the connection's limits, so a small block that passed is remembered:
+    at most :attr:`MAX_ENTRIES` blocks of at most :attr:`MAX_BYTES` bytes of
+    names and values.  A block that failed is checked again each time.
+
+    :param max_size: the connection's SETTINGS_MAX_HEADER_LIST_SIZE.
+    :param allow_protocol: whether ``:protocol`` is allowed in requests.
+    """
+
+    MAX_ENTRIES = 16
+    MAX_BYTES = 1024
+
+    __slots__ = ("_allow_protocol", "_max_size", "_memo")
+
+    def __init__(self, max_size: int, allow_protocol: bool) -> None:
+        self._max_size = max_size
+        self._allow_protocol = allow_protocol
+        self._memo: dict[
+            tuple[int, tuple[tuple[bytes, bytes], ...]],
+            tuple[tuple[bytes, bytes], ...],
+        ] = {}
+
+    def check(
+        self, headers: Sequence[tuple[bytes, bytes]], kind: int
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        """Check a block as :func:`received` does.
+
+        :param headers: the block as h2 decoded it.
+        :param kind: :data:`REQUEST` or :data:`RESPONSE`.
+        :return: the block as a tuple of ``(name, value)`` tuples.
+        :raises MalformedHeaders: as :func:`received`.
+        """
+        key = (kind, tuple(headers))
+        memo = self._memo
+        fields = memo.get(key)
+        if fields is not None:
+            return fields
+        fields = received(
+            headers, kind, self._max_size, allow_protocol=self._allow_protocol
+        )
+        if sum(len(name) + len(value) for name, value in fields) <= self.MAX_BYTES:
+            if len(memo) >= self.MAX_ENTRIES:
+                memo.clear()
+            memo[key] = fields
+        return fields
 
 
 def _check_request(

@@ -73,6 +73,7 @@ from hcore.protocols.http2._h2 import GoawayFrameReceived, open_connection
 from hcore.protocols.http2._headers import (
     TRAILERS,
     MalformedHeaders,
+    ReceivedChecker,
     received,
     trailers_to_send,
 )
@@ -118,6 +119,9 @@ class H2Protocol(HTTPOverTCPProtocol):
         self._last_accepted = 0
         self._settings_acked = False
         self._guard: ResetGuard | None = None
+        self._checker = ReceivedChecker(
+            options.max_header_list_size, options.enable_connect_protocol
+        )
         self._gate = FrameGate(
             server=not self._client_side,
             max_frame_size=self._conn.max_inbound_frame_size,
@@ -201,7 +205,7 @@ class H2Protocol(HTTPOverTCPProtocol):
         ):
             # The common case: it fits in one frame now.
             if size or end_stream:
-                conn.send_data(stream_id, data, end_stream=end_stream)
+                conn.send_chunk(stream_id, data, end_stream)
             if end_stream:
                 self._end_submitted(stream)
                 self._local_end(stream)
@@ -355,7 +359,7 @@ class H2Protocol(HTTPOverTCPProtocol):
         if stream.pending:
             stream.trailers = fields
             return
-        self._conn.send_headers(stream.stream_id, fields, end_stream=True)
+        self._conn.send_block(stream.stream_id, fields, True)
         self._local_end(stream)
 
     def _end_submitted(self, stream: Stream) -> None:

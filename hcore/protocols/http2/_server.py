@@ -11,7 +11,6 @@ from hcore.protocols.http2._guard import ResetGuard
 from hcore.protocols.http2._headers import (
     REQUEST,
     MalformedHeaders,
-    received,
     response_to_send,
 )
 from hcore.protocols.http2._options import Options
@@ -81,7 +80,6 @@ class H2ServerProtocol(H2Protocol):
         )
         self._guard = self._reset_guard
         self._max_streams = options.max_concurrent_streams
-        self._allow_protocol = options.enable_connect_protocol
         self._handlers[H2RequestReceived] = self._on_request
 
     def is_available(self) -> bool:
@@ -119,9 +117,9 @@ class H2ServerProtocol(H2Protocol):
         if informational:
             if end_stream:
                 raise LocalProtocolError("a 1xx response cannot end the stream")
-            self._conn.send_headers(stream_id, fields)
+            self._conn.send_block(stream_id, fields, informational=True)
             return
-        self._conn.send_headers(stream_id, fields, end_stream=end_stream)
+        self._conn.send_block(stream_id, fields, end_stream)
         stream.final_sent = True
         if end_stream:
             self._end_submitted(stream)
@@ -143,12 +141,7 @@ class H2ServerProtocol(H2Protocol):
                 self._peer_abandoned(seq)
             return
         try:
-            fields = received(
-                event.headers,
-                REQUEST,
-                self._max_header_list_size,
-                allow_protocol=self._allow_protocol,
-            )
+            fields = self._checker.check(event.headers, REQUEST)
         except MalformedHeaders:
             self._reset_malformed(stream_id, seq)
             return

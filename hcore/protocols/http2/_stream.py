@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from h2.connection import H2Connection
+from hcore.protocols.http2._h2 import H2Connection
 
 __all__ = ("DRAINED", "SENT", "STUCK", "Stream", "send_frame")
 
@@ -120,13 +120,11 @@ def send_frame(conn: H2Connection, stream: Stream) -> int:
         return STUCK
     piece = stream.take(room)
     if stream.pending:
-        conn.send_data(stream_id, piece)
+        conn.send_chunk(stream_id, piece)
         return SENT
     trailers = stream.trailers
-    conn.send_data(
-        stream_id, piece, end_stream=stream.end_submitted and trailers is None
-    )
+    conn.send_chunk(stream_id, piece, stream.end_submitted and trailers is None)
     if trailers is not None:
         stream.trailers = None
-        conn.send_headers(stream_id, trailers, end_stream=True)
+        conn.send_block(stream_id, trailers, True)
     return DRAINED
