@@ -74,6 +74,8 @@ def register(subparsers: Subparsers) -> None:
     )
     # Set for the processes --workers starts.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    # A worker of --workers: its supervisor's pid (it stops once orphaned).
+    parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
     limits = parser.add_argument_group(
         "limits and timeouts",
         "the fields of hcore_io.Limits (sizes in bytes, times in seconds)",
@@ -161,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"hcore: {exc}") from None
 
     async def serve() -> int:
-        return await serve_until_signalled(server, options.endpoints)
+        return await serve_until_signalled(
+            server, options.endpoints, supervisor_pid=args.supervisor_pid
+        )
 
     # Everything made so far (modules, the application) lives as long as the
     # process: out of the collector's sight, it is not traversed again by
@@ -182,6 +186,7 @@ def _worker_command(args: argparse.Namespace, endpoints: list[Endpoint]) -> list
         *(str(endpoint) for endpoint in endpoints),
         "--workers=1",
         "--reuse-port",
+        f"--supervisor-pid={os.getpid()}",
         *serving_flags(args),
         *(
             f"--{name.replace('_', '-')}={getattr(args, name)}"

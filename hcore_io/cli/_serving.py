@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -41,6 +42,9 @@ __all__ = (
 _Context = TypeVar("_Context")
 
 logger = logging.getLogger("hcore.server")
+
+# How often a worker of --workers checks that its supervisor is alive.
+_SUPERVISOR_POLL = 0.5
 
 
 def add_serving_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -154,12 +158,20 @@ def serving_flags(args: argparse.Namespace) -> list[str]:
 
 
 async def serve_until_signalled(
-    server: HTTPServer[_Context], endpoints: Sequence[Endpoint]
+    server: HTTPServer[_Context],
+    endpoints: Sequence[Endpoint],
+    *,
+    supervisor_pid: int | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully.
 
     A second signal cancels what the graceful shutdown has left running.
 
+    :param supervisor_pid: for a worker of ``--workers``, its supervisor's
+        process id: once the worker's parent is another process (the
+        supervisor died without passing a signal on, killed by SIGKILL or
+        the OOM killer), the worker shuts down gracefully as on a signal,
+        rather than serve for ever on its own.
     :return: the exit status.
     """
     async with anyio.create_task_group() as group:
@@ -167,6 +179,8 @@ async def serve_until_signalled(
             bound = await group.start(server.serve, endpoints)
             for endpoint in bound:
                 print(f"hcore: serving on {endpoint}", file=sys.stderr, flush=True)
+            if supervisor_pid is not None:
+                group.start_soon(_watch_supervisor, supervisor_pid, server, group)
             # Bounded: the first signal starts the shutdown, the second ends it.
             async for signum in signals:
                 name = signal.Signals(signum).name
@@ -185,3 +199,20 @@ async def serve_until_signalled(
 async def _shutdown(server: HTTPServer[_Context], group: TaskGroup) -> None:
     await server.shutdown()
     group.cancel_scope.cancel()
+
+
+async def _watch_supervisor(
+    supervisor_pid: int, server: HTTPServer[_Context], group: TaskGroup
+) -> None:
+    # Ends when the server does (cancelled with the group), or once the
+    # supervisor is gone: an orphan is adopted by another process.  Polled:
+    # nothing tells a process that its parent died (short of Linux's
+    # PR_SET_PDEATHSIG, which only signals).
+    while True:
+        await anyio.sleep(_SUPERVISOR_POLL)
+        if os.getppid() != supervisor_pid:
+            break
+    logger.warning(
+        "the supervisor (pid %d) is gone: shutting down gracefully", supervisor_pid
+    )
+    await _shutdown(server, group)

@@ -7,7 +7,9 @@ and the kernel spreads connections between them.  A worker that dies is
 started again (a crash loop -- ten restarts within ten seconds -- stops
 the whole server with status 1).  SIGINT and SIGTERM are passed on to the
 workers once, as SIGTERM, and the parent waits for their graceful shutdown.
-Workers run in their own session, so that a terminal's Ctrl-C reaches the
+A worker is told its parent's pid (``--supervisor-pid``) and shuts down
+gracefully once it is orphaned, for a parent killed outright cannot pass a
+signal on.  Workers run in their own session, so that a terminal's Ctrl-C reaches the
 parent only and each worker gets exactly one signal.
 """
 

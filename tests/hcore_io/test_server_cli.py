@@ -265,9 +265,10 @@ def test_workers_share_the_port_and_are_restarted(
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    pids: list[int] = []
+    stopped = False
     try:
         assert process.stderr is not None
-        pids: list[int] = []
         ports: list[int] = []
         # Bounded: both workers start and report, or the test times out.
         while len(pids) < 2 or len(ports) < 2:
@@ -315,10 +316,18 @@ def test_workers_share_the_port_and_are_restarted(
         assert [get() for _ in range(4)] == [b"hello"] * 4
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+        stopped = True
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+        # Workers run in sessions of their own: a failed test kills them
+        # too (after a clean stop their ids may belong to others already).
+        for pid in pids if not stopped else ():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if process.stderr is not None:
             process.stderr.close()
 
