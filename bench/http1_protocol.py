@@ -9,7 +9,9 @@ side: each implementation's client protocol sends a GET and parses a canned
 keep-alive response of nginx's shape (requests per second), and parses a
 ``--download-mib`` response body fed in 256 KiB reads, the way a socket
 hands it over (MB/s).  Prints the best of ``--runs`` and the ratio to
-``h11``.
+``h11``; for the server, also the least CPU time per request (the
+process's CPU time, which other work on the machine disturbs less than the
+rate).
 
 Usage (from the repository root)::
 
@@ -54,11 +56,16 @@ NGINX_RESPONSE = (
 READ_SIZE = 256 << 10
 
 
-def run(factory: HTTPOverTCPFactory, requests: int, depth: int) -> float:
-    """Serve ``requests`` requests, ``depth`` per read; return requests/s."""
+def run(factory: HTTPOverTCPFactory, requests: int, depth: int) -> tuple[float, float]:
+    """Serve ``requests`` requests, ``depth`` per read.
+
+    :return: requests/s, and CPU microseconds per request (the process's
+        CPU time, steadier than wall time on a busy machine).
+    """
     server = factory()
     data = REQUEST * depth
     started = time.perf_counter()
+    cpu = time.process_time()
     for _ in range(requests // depth):
         server.bytes_received(data)
         for _ in range(depth):
@@ -69,7 +76,9 @@ def run(factory: HTTPOverTCPFactory, requests: int, depth: int) -> float:
             server.submit_headers(event.stream_id, RESPONSE)
             server.submit_data(event.stream_id, BODY, end_stream=True)
         server.bytes_to_send()
-    return requests // depth * depth / (time.perf_counter() - started)
+    served = requests // depth * depth
+    cpu_us = (time.process_time() - cpu) / served * 1e6
+    return served / (time.perf_counter() - started), cpu_us
 
 
 def run_client(factory: HTTPOverTCPFactory, requests: int) -> float:
@@ -145,25 +154,34 @@ def main() -> int:
         name: default_registry.get("1.1", name).server  # type: ignore[misc]
         for name in names
     }
-    print(f"{'mode':<14}" + "".join(f"{name + ' req/s':>18}" for name in names))
+    print(
+        f"{'mode':<14}"
+        + "".join(f"{name + ' req/s':>18}{'(CPU us/req)':>14}" for name in names)
+    )
     for mode, depth in (("keep-alive", 1), ("pipelined x16", 16)):
-        best = {
-            name: max(
+        results = {
+            name: [
                 run(
                     make(max_pipelined_size=len(REQUEST) * depth),
                     args.requests,
                     depth,
                 )
                 for _ in range(args.runs)
-            )
+            ]
             for name, make in makers.items()
         }
+        best = {name: max(rate for rate, _ in runs) for name, runs in results.items()}
+        cpu = {name: min(us for _, us in runs) for name, runs in results.items()}
         ratios = "".join(
             f"   {name}/h11 {best[name] / best['h11']:.2f}"
             for name in names
             if name != "h11"
         )
-        print(f"{mode:<14}" + "".join(f"{best[n]:>18.0f}" for n in names) + ratios)
+        print(
+            f"{mode:<14}"
+            + "".join(f"{best[n]:>18.0f}{f'({cpu[n]:.1f})':>14}" for n in names)
+            + ratios
+        )
     client_table(names, args.requests, args.runs, args.download_mib)
     return 0
 

@@ -461,6 +461,8 @@ def test_h11_refusal_is_translated(monkeypatch: pytest.MonkeyPatch) -> None:
         raise h11.LocalProtocolError("refused")
 
     monkeypatch.setattr(client._h11, "send_with_data_passthrough", refuse)
+    # A plain request would take the direct path (_h11_fast), past send.
+    monkeypatch.setattr(H11ClientProtocol, "_fast", False)
     with pytest.raises(LocalProtocolError, match="refused") as caught:
         client.submit_headers(1, req(), end_stream=True)
     assert isinstance(caught.value.__cause__, h11.LocalProtocolError)

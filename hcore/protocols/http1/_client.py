@@ -10,10 +10,16 @@ from hcore._error_codes import HTTP1_ERROR_CODES
 from hcore._errors import LocalProtocolError
 from hcore._types import Headers
 from hcore.events import HeadersReceived, InformationalResponseReceived
+from hcore.protocols.http1._h11_fast import WrittenHead
+from hcore.protocols.http1._h11_fast_client import (
+    commit_request,
+    request_head,
+    take_response,
+)
 from hcore.protocols.http1._headers import (
-    fields_from_response,
-    plan_request,
+    plan_request_head,
     received_fields,
+    request_event,
 )
 from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_COUNT,
@@ -91,20 +97,31 @@ class H11ClientProtocol(ClientRole, H11Protocol):
                     f"the next request goes on stream {self._stream_id}, "
                     f"not {stream_id}"
                 )
-            plan = plan_request(headers, end_stream)
-            if plan.body is not None:
-                plan.body.check(0, end_stream)
-            self._send(plan.request)
-            if plan.body is None:
+            method, target, fields, body = plan_request_head(headers, end_stream)
+            direct: WrittenHead | None = None
+            if self._fast and body is not None:
+                direct = request_head(self._h11, method, target, fields, body)
+            if direct is None:
+                # h11's complaint about the event it is asked to build is ours.
+                request = request_event(method, target, fields)
+            if body is not None:
+                body.check(0, end_stream)
+            if direct is not None:
+                head, writer = direct
+                commit_request(self._h11, method, writer)
+                self._outgoing.append(head)
+            else:
+                self._send(request)
+            if body is None:
                 # CONNECT or Upgrade: no content; what follows the head is
                 # the tunnel, if the server agrees.
                 self._send(END_OF_MESSAGE)
                 self._proposed_tunnel = True
                 self._tunnel_local_ended = end_stream
             elif end_stream:
-                self._send(END_OF_MESSAGE)
-                plan.body.consume(0, True)
-            self._sending = plan.body
+                self._send_end()
+                body.consume(0, True)
+            self._sending = body
             return
         if (
             self._phase is _Phase.HTTP
@@ -141,17 +158,45 @@ class H11ClientProtocol(ClientRole, H11Protocol):
             HTTP1_ERROR_CODES.protocol_error, "the server sent data after its response"
         )
 
+    def _receive(self) -> None:
+        """Take a plain response head directly, then go on as h11 would."""
+        if self._fast and self._phase is _Phase.HTTP:
+            head = take_response(self._h11)
+            if head is not None:
+                self._paused_size = None
+                self._response_head(*head, interim=False)
+        super()._receive()
+
     def _received_head(self, event: h11.Event) -> None:
         # A client receives no other head (a cast: isinstance on h11's
         # abstract event classes is slow).
         event = cast(h11.Response | h11.InformationalResponse, event)
-        fields = received_fields(event.headers)
-        complaint = self._limits.check(len(event.reason) + 15, fields)
+        self._response_head(
+            event.status_code,
+            event.reason,
+            received_fields(event.headers),
+            interim=type(event) is h11.InformationalResponse,
+        )
+
+    def _response_head(
+        self,
+        status: int,
+        reason: bytes,
+        fields: list[tuple[bytes, bytes]],
+        *,
+        interim: bool,
+    ) -> None:
+        """Check a response head and emit it; refuse it if it is too large.
+
+        :param fields: the fields, names lower-case.
+        :param interim: a 1xx response.
+        """
+        complaint = self._limits.check(len(reason) + 15, fields)
         if complaint is not None:
             self._receive_failed(431, complaint)
             return
-        block = fields_from_response(event, fields)
-        if type(event) is h11.InformationalResponse and event.status_code != 101:
+        block = ((b":status", b"%d" % status), *fields)
+        if interim and status != 101:
             self._emit(InformationalResponseReceived(self._stream_id, block))
         else:
             self._emit(HeadersReceived(self._stream_id, block))

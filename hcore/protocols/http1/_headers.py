@@ -28,15 +28,15 @@ __all__ = (
     "OutgoingBody",
     "RequestPlan",
     "check_fields",
-    "fields_from_response",
     "plan_request",
     "plan_request_head",
-    "plan_response",
     "plan_response_head",
     "plan_trailers",
     "proposes_upgrade",
     "received_fields",
     "request_block",
+    "request_event",
+    "response_event",
     "scheme_bytes",
 )
 
@@ -221,12 +221,18 @@ def plan_request(headers: Headers, end_stream: bool) -> RequestPlan:
     :raises LocalProtocolError: if the block is not a valid request.
     """
     method, target, fields, body = plan_request_head(headers, end_stream)
-    # h11's complaint about the event it is asked to build becomes ours.
+    return RequestPlan(request_event(method, target, fields), body)
+
+
+def request_event(method: bytes, target: bytes, fields: _Fields) -> h11.Request:
+    """Build h11's event for a planned request head.
+
+    :raises LocalProtocolError: with h11's complaint about the head.
+    """
     try:
-        request = h11.Request(method=method, target=target, headers=fields)
+        return h11.Request(method=method, target=target, headers=fields)
     except h11.LocalProtocolError as exc:
         raise LocalProtocolError(str(exc)) from exc
-    return RequestPlan(request, body)
 
 
 def plan_request_head(
@@ -319,8 +325,8 @@ def plan_response_head(
 ) -> tuple[int, bytes, _Fields, OutgoingBody | None]:
     """Turn a response header block into a status, fields and framing.
 
-    What :func:`plan_response` does short of building h11's event, for a
-    writer of its own (which checks the fields with :func:`check_fields`).
+    h11's event is built from it by :func:`response_event`; a writer of
+    its own checks the fields with :func:`check_fields`.
 
     :param request_method: the method of the request being answered.
     :param peer_version: the HTTP version of that request.
@@ -383,36 +389,20 @@ def plan_response_head(
     return status, reason, fields, body
 
 
-def plan_response(
-    headers: Headers,
-    end_stream: bool,
-    *,
-    request_method: bytes,
-    peer_version: bytes,
-    close: bool,
-) -> tuple[h11.InformationalResponse | h11.Response, OutgoingBody | None]:
-    """Turn a response header block into a status line and framing.
+def response_event(
+    status: int, reason: bytes, fields: _Fields, *, interim: bool
+) -> h11.InformationalResponse | h11.Response:
+    """Build h11's event for a planned response head.
 
-    :param request_method: the method of the request being answered.
-    :param peer_version: the HTTP version of that request.
-    :param close: add ``Connection: close``.
-    :return: the h11 event, and the body framing (``None`` for 1xx).
-    :raises LocalProtocolError: if the block is not a valid response.
+    :param interim: a 1xx response (``plan_response_head`` gave no body).
+    :raises LocalProtocolError: with h11's complaint about the fields.
     """
-    status, reason, fields, body = plan_response_head(
-        headers,
-        end_stream,
-        request_method=request_method,
-        peer_version=peer_version,
-        close=close,
-    )
-    # h11's complaint about the event it is asked to build becomes ours.
     try:
-        if body is None:
+        if interim:
             return h11.InformationalResponse(
                 status_code=status, headers=fields, reason=reason
-            ), None
-        return h11.Response(status_code=status, headers=fields, reason=reason), body
+            )
+        return h11.Response(status_code=status, headers=fields, reason=reason)
     except h11.LocalProtocolError as exc:
         raise LocalProtocolError(str(exc)) from exc
 
@@ -541,18 +531,3 @@ def received_fields(headers: h11._headers.Headers) -> list[tuple[bytes, bytes]]:
     item-by-item ``Sequence`` iteration.
     """
     return [(name.lower(), value) for name, value in headers.raw_items()]
-
-
-def fields_from_response(
-    response: h11.Response | h11.InformationalResponse,
-    fields: Sequence[tuple[bytes, bytes]] | None = None,
-) -> tuple[tuple[bytes, bytes], ...]:
-    """Express a received status line and fields as an hcore header block.
-
-    :param fields: the response's fields, when already taken out of it
-        (:func:`received_fields`).
-    """
-    status = b"%d" % response.status_code
-    if fields is None:
-        fields = received_fields(response.headers)
-    return ((b":status", status), *fields)

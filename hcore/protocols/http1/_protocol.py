@@ -32,6 +32,13 @@ The phases run HTTP → TUNNEL → CLOSED, or HTTP → CLOSED.  Before each call
 into ``h11.Connection.send`` the call is checked here (framing, state, stream
 id), because a refused send would leave h11 in its ERROR state; so misuse
 raises :class:`~hcore.LocalProtocolError` and changes nothing.
+
+With the h11 releases :mod:`._h11_fast` was checked against, the common
+steps (a plain request head on the server, a plain response head, body
+pieces, the end of a message, the next cycle) skip h11's event machinery:
+the bytes are parsed or written with h11's own patterns and writers, and
+h11's state is left as its own call would leave it.  Every other case goes
+through h11 as described above.
 """
 
 from __future__ import annotations
@@ -51,6 +58,14 @@ from hcore.events import (
     TrailersReceived,
 )
 from hcore.protocols.http1._common import HTTP1Base
+from hcore.protocols.http1._h11_fast import (
+    FAST_H11,
+    buffer_empty,
+    end_message,
+    send_data,
+    start_next_cycle,
+    take_body,
+)
 from hcore.protocols.http1._headers import (
     OutgoingBody,
     plan_trailers,
@@ -95,6 +110,10 @@ class H11Protocol(HTTP1Base):
     """
 
     __slots__ = ("_h11", "_max_pipelined_size", "_paused_size", "_phase")
+
+    #: Whether the direct paths of :mod:`._h11_fast` are taken (a class
+    #: attribute, so that a test can compare them with h11's own).
+    _fast = FAST_H11
 
     def __init__(
         self,
@@ -152,10 +171,10 @@ class H11Protocol(HTTP1Base):
             self._data_without_body(stream_id, data, end_stream)
             return
         body.check(len(data), end_stream)
-        if data:
+        if data and not (self._fast and send_data(self._h11, data, self._outgoing)):
             self._send(h11.Data(data=data))
         if end_stream:
-            self._send(END_OF_MESSAGE)
+            self._send_end()
         body.consume(len(data), end_stream)
         if end_stream and self._after_step():
             self._receive_next()
@@ -247,6 +266,11 @@ class H11Protocol(HTTP1Base):
         if chunks:
             self._outgoing.extend(chunks)
 
+    def _send_end(self) -> None:
+        """End the message this side is sending, without trailers."""
+        if not (self._fast and end_message(self._h11, self._outgoing)):
+            self._send(END_OF_MESSAGE)
+
     def _submit_trailers(
         self, body: OutgoingBody, headers: Headers, end_stream: bool
     ) -> None:
@@ -276,14 +300,24 @@ class H11Protocol(HTTP1Base):
             and conn.their_state is not h11.CLOSED
             and self._may_parse()
         ):
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                message = str(exc)
-                if self._eof:
-                    message = f"connection closed by the peer mid-message ({exc})"
-                self._receive_failed(exc.error_status_hint, message)
-                return
+            piece = take_body(conn) if self._fast else None
+            if piece is not None:
+                data, ended = piece
+                if not ended:
+                    self._emit(DataReceived(self._stream_id, data))
+                    continue
+                event: h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED] = (
+                    END_OF_MESSAGE
+                )
+            else:
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    message = str(exc)
+                    if self._eof:
+                        message = f"connection closed by the peer mid-message ({exc})"
+                    self._receive_failed(exc.error_status_hint, message)
+                    return
             if event is h11.NEED_DATA:
                 return
             if event is h11.PAUSED:
@@ -306,7 +340,7 @@ class H11Protocol(HTTP1Base):
                 if (
                     self._phase is _Phase.HTTP
                     and conn.their_state in _QUIET
-                    and conn.trailing_data == _NOTHING_TRAILING
+                    and self._nothing_trailing()
                 ):
                     # Nothing buffered after the message, peer's side open:
                     # h11 could only say NEED_DATA, so it is not asked.
@@ -325,11 +359,16 @@ class H11Protocol(HTTP1Base):
         With nothing buffered and the peer's side open, h11 could only say
         NEED_DATA, so it is not asked.
         """
-        data, closed = self._h11.trailing_data
-        if data or closed:
-            self._receive()
-        else:
+        if self._nothing_trailing():
             self._paused_size = None
+        else:
+            self._receive()
+
+    def _nothing_trailing(self) -> bool:
+        """Whether h11 holds no bytes and the peer's side is open."""
+        if self._fast:
+            return buffer_empty(self._h11)
+        return self._h11.trailing_data == _NOTHING_TRAILING
 
     def _received_end(self, event: h11.EndOfMessage) -> None:
         if event.headers:
@@ -354,7 +393,10 @@ class H11Protocol(HTTP1Base):
             return False
         reusable = response is h11.DONE and not self._closing
         if reusable and request is h11.DONE:
-            self._h11.start_next_cycle()
+            if self._fast:
+                start_next_cycle(self._h11)
+            else:
+                self._h11.start_next_cycle()
             self._stream_id += 2
             self._sending = None
             self._new_cycle()

@@ -10,12 +10,21 @@ import h11
 from hcore._errors import LocalProtocolError
 from hcore._types import Headers
 from hcore.events import HeadersReceived
+from hcore.protocols.http1._h11_fast import (
+    WrittenHead,
+    buffer_empty,
+    commit_response,
+    end_request,
+    response_head,
+    take_request,
+)
 from hcore.protocols.http1._headers import (
     BadMessage,
-    plan_response,
+    plan_response_head,
     proposes_upgrade,
     received_fields,
     request_block,
+    response_event,
     scheme_bytes,
 )
 from hcore.protocols.http1._limits import (
@@ -114,17 +123,28 @@ class H11ServerProtocol(ServerRole, H11Protocol):
         if self._sending is not None:
             self._submit_trailers(self._sending, headers, end_stream)
             return
-        response, body = plan_response(
+        status, reason, fields, body = plan_response_head(
             headers,
             end_stream,
             request_method=self._request_method,
             peer_version=self._peer_version,
             close=self._closing,
         )
-        switching = self._switching(response.status_code)
+        direct: WrittenHead | None = None
+        if self._fast and body is not None:
+            direct = response_head(self._h11, status, reason, fields, body)
+        if direct is None:
+            # h11's complaint about the event it is asked to build is ours.
+            response = response_event(status, reason, fields, interim=body is None)
+        switching = self._switching(status)
         if body is not None:
             body.check(0, end_stream and not switching)
-        self._send(response)
+        if direct is not None:
+            head, writer = direct
+            commit_response(self._h11, writer)
+            self._outgoing.append(head)
+        else:
+            self._send(response)
         if switching:
             # RFC 9110 §7.8, §9.3.6: the connection now carries the tunnel.
             self._tunnel_local_ended = end_stream
@@ -138,7 +158,7 @@ class H11ServerProtocol(ServerRole, H11Protocol):
             self._end_deferred = False
             self._emit_end()
         if end_stream:
-            self._send(END_OF_MESSAGE)
+            self._send_end()
             body.consume(0, True)
             if self._after_step():
                 self._receive_next()
@@ -154,33 +174,73 @@ class H11ServerProtocol(ServerRole, H11Protocol):
     def _may_parse(self) -> bool:
         return True
 
+    def _receive(self) -> None:
+        """Take a plain request head directly, then go on as h11 would."""
+        if self._fast and self._phase is _Phase.HTTP:
+            conn = self._h11
+            head = take_request(conn)
+            if head is not None:
+                self._paused_size = None
+                method, target, fields, length = head
+                # take_request passes no Upgrade field on.
+                if not self._request_head(
+                    method, target, b"1.1", fields, upgrade=False
+                ):
+                    return
+                if not length:
+                    # The request has no content: h11 would read its end
+                    # at once.
+                    end_request(conn)
+                    self._received_end(END_OF_MESSAGE)
+                    if self._phase is _Phase.HTTP and buffer_empty(conn):
+                        return
+        super()._receive()
+
     def _received_head(self, event: h11.Event) -> None:
         # A server receives no other head (a cast: isinstance on h11's
         # abstract event classes is slow).
         request = cast(h11.Request, event)
-        method = request.method
-        target = request.target
+        self._request_head(
+            request.method,
+            request.target,
+            request.http_version,
+            received_fields(request.headers),
+        )
+
+    def _request_head(
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        fields: list[tuple[bytes, bytes]],
+        upgrade: bool | None = None,
+    ) -> bool:
+        """Check a request head and emit it; refuse it if it is bad.
+
+        :param fields: the fields, names lower-case.
+        :param upgrade: whether they propose an Upgrade, when known.
+        :return: whether the request was accepted.
+        """
         # Known before any refusal: the answer to a HEAD has no body.
         self._request_method = method
-        fields = received_fields(request.headers)
         complaint = self._limits.check(len(method) + len(target) + 11, fields)
         if complaint is not None:
             self._receive_failed(431, complaint)
-            return
-        version = request.http_version
+            return False
         refusal = check_request_head(target, version, fields)
         if refusal is not None:
             self._receive_failed(*refusal)
-            return
+            return False
         try:
             block = request_block(method, target, fields, self._scheme)
         except BadMessage as exc:
             self._receive_failed(400, str(exc))
-            return
+            return False
         self._request_seen = True
-        self._request_upgrade = proposes_upgrade(fields)
+        self._request_upgrade = proposes_upgrade(fields) if upgrade is None else upgrade
         self._peer_version = version
         self._emit(HeadersReceived(self._stream_id, block))
+        return True
 
     def _receive_failed(self, code: int, message: str) -> None:
         if code == 501:
