@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 An :class:`Exchange` runs in the task that serves its stream (the
-connection's own task on HTTP/1.1, one task per stream on HTTP/2 and
-HTTP/3); it has no task of its own.  ``receive()`` takes the stream's next
+connection's own task on HTTP/1.1, a worker task of the connection on
+HTTP/2 and HTTP/3, see :mod:`~hcore_io.server._stream_workers`); it has no
+task of its own.  ``receive()`` takes the stream's next
 event only when the application asks, so the request body streams with
 backpressure: while the application does not read, the connection stops
 acknowledging data and the client's flow control stops it.  ``send()``

@@ -33,6 +33,16 @@ Some things are only made cheaper, with the same state changes and bytes:
   into h2's outgoing buffer.  They lean on h2 internals, so they are used
   only with the h2 versions they were checked against (:data:`FAST_SEND`);
   otherwise they call h2's public methods.
+- Receiving a request.  h2's handling of a HEADERS frame that opens a
+  stream goes through generic helpers (stream lookup with its debug log
+  calls, header validation flags for checks that are off here, a
+  processing pipeline that only copies the list).
+  :meth:`H2Connection._receive_headers_frame` makes the same checks and
+  state changes in the same order (its count of open streams, which also
+  forgets closed ones, reads each stream's state once), for a server's new
+  stream with no PRIORITY, on the same h2 versions; anything else is h2's
+  own.  The frames themselves come from
+  :class:`~._frame_buffer.FastFrameBuffer`.
 """
 
 from __future__ import annotations
@@ -42,15 +52,22 @@ from collections.abc import Sequence
 
 import h2
 from h2.config import H2Configuration
-from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
+from h2.connection import (
+    AllowedStreamIDs,
+    ConnectionInputs,
+    ConnectionState,
+    _decode_headers,
+)
 from h2.connection import H2Connection as _BaseConnection
 from h2.errors import ErrorCodes
 from h2.events import Event as H2Event
 from h2.exceptions import StreamClosedError, StreamIDTooLowError, TooManyStreamsError
 from h2.settings import SettingCodes, Settings
-from h2.stream import StreamInputs
-from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
+from h2.stream import STREAM_OPEN, H2Stream, StreamInputs, StreamState
+from h2.utilities import is_informational_response
+from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
+from hcore.protocols.http2._frame_buffer import FAST_PARSE, FastFrameBuffer
 from hcore.protocols.http2._hpack import MEMO, MemoDecoder, MemoEncoder
 from hcore.protocols.http2._options import DEFAULT_WINDOW, Options
 
@@ -73,6 +90,10 @@ _END_HEADERS = 0x4
 # (the transition leads back to the same state and has no action).
 _OPEN_STATES = (ConnectionState.CLIENT_OPEN, ConnectionState.SERVER_OPEN)
 _SEND_HEADERS = ConnectionInputs.SEND_HEADERS
+_RECV_HEADERS = ConnectionInputs.RECV_HEADERS
+_STREAM_RECV_HEADERS = StreamInputs.RECV_HEADERS
+_STREAM_RECV_END_STREAM = StreamInputs.RECV_END_STREAM
+_CLOSED = StreamState.CLOSED
 _SEND_DATA = ConnectionInputs.SEND_DATA
 _STREAM_SEND_HEADERS = StreamInputs.SEND_HEADERS
 _STREAM_SEND_INFORMATIONAL = StreamInputs.SEND_INFORMATIONAL_HEADERS
@@ -90,6 +111,74 @@ class GoawayFrameReceived(H2Event):
 
 class H2Connection(_BaseConnection):
     """h2's connection with a received GOAWAY reported, not acted on."""
+
+    #: Whether :meth:`_receive_headers_frame` may take its direct path: a
+    #: server on a checked h2 version, its header validation, normalization
+    #: and decoding off (set by :func:`open_connection`).
+    fast_receive = False
+
+    def _receive_headers_frame(
+        self, frame: HeadersFrame
+    ) -> tuple[list[Frame], list[H2Event]]:
+        # h2's version, for a HEADERS frame that opens a server's stream:
+        # the same checks and state changes in the same order, without the
+        # generic helpers (see the module doc).  Anything else is h2's.
+        stream_id = frame.stream_id
+        streams = self.streams
+        flags = frame.flags
+        if (
+            not self.fast_receive
+            or stream_id in streams
+            or not stream_id % 2
+            or "PRIORITY" in flags
+        ):
+            return super()._receive_headers_frame(frame)
+        # RFC 9113 §5.1.2, as h2 checks it (the count also prunes closed
+        # streams, as in h2).
+        limit = self.local_settings.max_concurrent_streams
+        count = self._open_inbound_streams()
+        if count + 1 > limit:
+            raise TooManyStreamsError(f"Max inbound streams is {limit}, {count} open")
+        headers = _decode_headers(self.decoder, frame.data)
+        machine = self.state_machine
+        # In an open state h2's transition for RECV_HEADERS leads back to the
+        # same state and does nothing else.
+        events = (
+            []
+            if machine.state in _OPEN_STATES
+            else machine.process_input(_RECV_HEADERS)
+        )
+        # h2's _begin_new_stream for an inbound (odd) id.
+        highest = self.highest_inbound_stream_id
+        if stream_id <= highest:
+            raise StreamIDTooLowError(stream_id, highest)
+        stream = H2Stream(
+            stream_id,
+            config=self.config,
+            inbound_window_size=self.local_settings.initial_window_size,
+            outbound_window_size=self.remote_settings.initial_window_size,
+        )
+        stream.max_outbound_frame_size = self.max_outbound_frame_size
+        streams[stream_id] = stream
+        self.highest_inbound_stream_id = stream_id
+        end_stream = "END_STREAM" in flags
+        if is_informational_response(headers):
+            # Not a request: h2's own handling (which refuses it).
+            frames, stream_events = stream.receive_headers(headers, end_stream, None)
+            return frames, events + stream_events
+        # h2's H2Stream.receive_headers for a request on a new stream.
+        stream_machine = stream.state_machine
+        stream_events = stream_machine.process_input(_STREAM_RECV_HEADERS)
+        request = stream_events[0]
+        if end_stream:
+            ended = stream_machine.process_input(_STREAM_RECV_END_STREAM)
+            request.stream_ended = ended[0]  # type: ignore[attr-defined]
+            stream_events += ended
+        stream._initialize_content_length(headers)
+        # With validation, normalization and decoding off, h2's processing
+        # of the fields is a copy into a list.
+        request.headers = list(headers)  # type: ignore[attr-defined]
+        return [], events + stream_events
 
     def _receive_goaway_frame(
         self, frame: GoAwayFrame
@@ -125,6 +214,23 @@ class H2Connection(_BaseConnection):
             raise
         self._prepare_for_sending(frames)
         return events
+
+    def _open_inbound_streams(self) -> int:
+        # h2's open_inbound_streams on a server (its _open_streams(1)),
+        # reading each stream's state once instead of through properties:
+        # count the open odd streams, forget the closed ones.
+        count = 0
+        closed = []
+        streams = self.streams
+        for stream_id, stream in streams.items():
+            state = stream.state_machine.state
+            if STREAM_OPEN[state] and stream_id % 2:
+                count += 1
+            elif state == _CLOSED:
+                closed.append(stream_id)
+        for stream_id in closed:
+            self._closed_streams[stream_id] = streams.pop(stream_id).closed_by
+        return count
 
     def send_block(
         self,
@@ -283,6 +389,11 @@ def open_connection(options: Options, *, client_side: bool) -> H2Connection:
         normalize_inbound_headers=False,
     )
     conn = H2Connection(config=config)
+    if FAST_PARSE and FAST_SEND:
+        # Nothing was received yet: the fresh buffer takes the old one's place.
+        conn.incoming_buffer = FastFrameBuffer(server=not client_side)
+    # The configuration above is what the direct receive path assumes.
+    conn.fast_receive = FAST_SEND and not client_side
     values = {
         SettingCodes.INITIAL_WINDOW_SIZE: options.initial_window_size,
         SettingCodes.MAX_HEADER_LIST_SIZE: options.max_header_list_size,

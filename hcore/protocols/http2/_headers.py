@@ -35,6 +35,7 @@ __all__ = (
     "TRAILERS",
     "MalformedHeaders",
     "ReceivedChecker",
+    "ResponseChecker",
     "received",
     "request_to_send",
     "response_to_send",
@@ -199,6 +200,66 @@ class ReceivedChecker:
                 memo.clear()
             memo[key] = fields
         return fields
+
+
+class ResponseChecker:
+    """:func:`response_to_send` for one connection, remembering blocks that passed.
+
+    An application answers with the same few header blocks again and again,
+    and the outcome of the check depends only on the block, so a small
+    block that passed is remembered, as :class:`ReceivedChecker` does: only
+    blocks that are lists or tuples of ``(bytes, bytes)`` tuples (exact
+    types, so that a look-up cannot match what the check would refuse), at
+    most :attr:`MAX_ENTRIES` of at most :attr:`MAX_BYTES` bytes of names and
+    values.  A block that failed is checked again each time.
+    """
+
+    MAX_ENTRIES = 16
+    MAX_BYTES = 1024
+
+    __slots__ = ("_memo",)
+
+    def __init__(self) -> None:
+        # The block -> (the block to send if it is not the caller's own,
+        # whether it is informational).
+        self._memo: dict[
+            tuple[tuple[bytes, bytes], ...],
+            tuple[tuple[tuple[bytes, bytes], ...] | None, bool],
+        ] = {}
+
+    def check(self, headers: Headers) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
+        """Check a response block as :func:`response_to_send` does.
+
+        :param headers: the block.
+        :return: the block to hand to h2, and whether it is informational.
+        :raises LocalProtocolError: as :func:`response_to_send`.
+        """
+        kind = type(headers)
+        if kind is not list and kind is not tuple:
+            return response_to_send(headers)
+        size = 0
+        for field in headers:
+            if type(field) is not tuple or len(field) != 2:
+                return response_to_send(headers)
+            name, value = field
+            if type(name) is not bytes or type(value) is not bytes:
+                return response_to_send(headers)
+            size += len(name) + len(value)
+        key = tuple(headers)
+        memo = self._memo
+        known = memo.get(key)
+        if known is not None:
+            rebuilt, informational = known
+            if rebuilt is None:
+                return headers, informational
+            # (A list of hpack's header tuples, as _to_send builds it.)
+            return list(rebuilt), informational
+        fields, informational = response_to_send(headers)
+        if size <= self.MAX_BYTES:
+            if len(memo) >= self.MAX_ENTRIES:
+                memo.clear()
+            memo[key] = (None if fields is headers else tuple(fields), informational)
+        return fields, informational
 
 
 def _check_request(

@@ -11,7 +11,7 @@ from hcore.protocols.http2._guard import ResetGuard
 from hcore.protocols.http2._headers import (
     REQUEST,
     MalformedHeaders,
-    response_to_send,
+    ResponseChecker,
 )
 from hcore.protocols.http2._options import Options
 from hcore.protocols.http2._protocol import H2Protocol
@@ -80,6 +80,7 @@ class H2ServerProtocol(H2Protocol):
         )
         self._guard = self._reset_guard
         self._max_streams = options.max_concurrent_streams
+        self._responses = ResponseChecker()
         self._handlers[H2RequestReceived] = self._on_request
 
     def is_available(self) -> bool:
@@ -113,7 +114,7 @@ class H2ServerProtocol(H2Protocol):
         if stream.final_sent:
             self._submit_trailers(stream, headers, end_stream)
             return
-        fields, informational = response_to_send(headers)
+        fields, informational = self._responses.check(headers)
         if informational:
             if end_stream:
                 raise LocalProtocolError("a 1xx response cannot end the stream")
