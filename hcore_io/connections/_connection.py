@@ -41,16 +41,38 @@ _QUIC_CLOSE_GRACE = 1.0
 _CLOSING = "closing"
 
 
-def _snapshot(provider: anyio.TypedAttributeProvider) -> dict[Any, object]:
+# The key tuples of the snapshots, one per distinct set of keys: every
+# connection of a listener has the same, and keeps only its values.
+_SNAPSHOT_KEYS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _snapshot(
+    provider: anyio.TypedAttributeProvider,
+) -> tuple[tuple[Any, ...], tuple[object, ...]]:
     # A closed socket cannot tell its addresses any more (getsockname fails).
-    # Plain values, not one closure each: a connection keeps them for life.
-    values: dict[Any, object] = {}
+    # Plain values, not one closure each, and no dict: a connection keeps
+    # them for life.
+    keys: list[Any] = []
+    values: list[object] = []
     for attribute, getter in provider.extra_attributes.items():
         try:
-            values[attribute] = getter()
+            value = getter()
         except (OSError, ValueError, anyio.TypedAttributeLookupError):
             continue
-    return values
+        keys.append(attribute)
+        values.append(value)
+    key_tuple = tuple(keys)
+    return _SNAPSHOT_KEYS.setdefault(key_tuple, key_tuple), tuple(values)
+
+
+def _attribute(
+    snapshot: tuple[tuple[Any, ...], tuple[object, ...]], key: object
+) -> object:
+    keys, values = snapshot
+    for index, candidate in enumerate(keys):
+        if candidate == key:
+            return values[index]
+    return None
 
 
 def _constant(value: object) -> Callable[[], object]:
@@ -134,12 +156,16 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
     @property
     def local_address(self) -> Address | None:
         """This side's address, if the stream has one."""
-        return normalize_address(self._attributes.get(SocketAttribute.local_address))
+        return normalize_address(
+            _attribute(self._attributes, SocketAttribute.local_address)
+        )
 
     @property
     def remote_address(self) -> Address | None:
         """The peer's address, if the stream has one."""
-        return normalize_address(self._attributes.get(SocketAttribute.remote_address))
+        return normalize_address(
+            _attribute(self._attributes, SocketAttribute.remote_address)
+        )
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -148,7 +174,8 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
         Read once, when the connection was made, so that they stay readable
         (for logging) after the stream is closed.
         """
-        return {key: _constant(value) for key, value in self._attributes.items()}
+        keys, values = self._attributes
+        return {key: _constant(value) for key, value in zip(keys, values, strict=True)}
 
     def is_available(self) -> bool:
         """Whether a new stream can be opened now."""
@@ -225,7 +252,11 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
             protocol.submit_close(protocol.error_codes.no_error)
         except HCoreError:
             return
+        self._closing_gracefully = True
         self._transport.dirty = True
+        # An HTTP/1.1 connection with no exchange in flight takes no more
+        # requests: a task waiting for one stops now (see _has_accepted).
+        self._wake(ACCEPT)
         await self._flush()
 
     async def _close_gracefully(self) -> None:
@@ -321,11 +352,17 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
         :param timeout: seconds to wait (a server's keep-alive timeout); the
             connection stays as it was when it passes.
         :return: the stream, its request headers first in line; ``None`` once
-            the connection is over and no more requests can come.
+            the connection is over and no more requests can come (on
+            HTTP/1.1, as soon as :meth:`close_gracefully` left no exchange
+            in flight).
         :raises hcore_io.ReadTimeout: if ``timeout`` passed first.
         """
         self._enter_stream_mode()
         self._accepting = True
+        if not self._streams:
+            # A dict keeps its table when its last key goes: an idle
+            # HTTP/1.1 connection would hold its last stream's (160 bytes).
+            self._streams = {}
         # A deadline for the wait, which bounds the read it does with the
         # read's own cancel scope: no timer of its own.
         deadline = math.inf if timeout is None else self._read_timer.now() + timeout
@@ -335,10 +372,20 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
             return None
         except DeadlinePassed:
             raise ReadTimeout(f"no request came within {timeout} s") from None
-        return self._accepted.pop(0)
+        return self._accepted.pop(0) if self._accepted else None
 
     def _has_accepted(self) -> bool:
-        return bool(self._accepted)
+        # Or no request can come any more: after close_gracefully, an
+        # HTTP/1.1 protocol that has expired has no exchange in flight
+        # (HTTP/2 and HTTP/3 peers may still open streams the GOAWAY
+        # allowed; they end when the transport closes).  This returns
+        # before the closing handshake (half-close, then linger) is over;
+        # the caller's aclose() ends it.
+        return bool(self._accepted) or (
+            self._closing_gracefully
+            and not self._protocol.multiplexed
+            and self._protocol.has_expired()
+        )
 
     # -- low-level use -----------------------------------------------------------
 

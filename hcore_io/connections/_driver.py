@@ -82,7 +82,7 @@ from hcore.events import (
 )
 from hcore.protocols import HTTPOverQUICProtocol, HTTPOverTCPProtocol, HTTPProtocol
 from hcore_io._exceptions import ConnectionClosed, NetworkError, WriteError
-from hcore_io.connections._read_timer import ReadTimer
+from hcore_io.connections._read_timer import ReadScope, ReadTimer
 from hcore_io.connections._state import DeadlinePassed, EventQueue, StreamState
 from hcore_io.connections._stream import HTTPStream
 from hcore_io.connections._transports import QUICTransport, TCPTransport, Transport
@@ -157,11 +157,15 @@ class Driver(metaclass=ABCMeta):
         self._accepted: list[HTTPStream] = []
         self._stream_mode = False
         self._accepting = False
+        # close_gracefully() was called (and the protocol took it).
+        self._closing_gracefully = False
         self._full_queues = 0
         self._paused = False
         self._reading = False
-        self._read_scope: anyio.CancelScope | None = None
-        self._read_timer = ReadTimer()
+        self._read_scope: ReadScope | None = None
+        # Light read scopes (see _read_timer) where nothing in the read is
+        # shielded: TCP streams.
+        self._read_timer = ReadTimer(light=isinstance(self._transport, TCPTransport))
         self._reader_key: Hashable = None
         self._waiters = Waiters()
         self._write_lock = WriteLock()
@@ -229,7 +233,43 @@ class Driver(metaclass=ABCMeta):
                     # before it sends what this task waits for.
                     await self._flush_within(deadline)
                 elif not self._reading and (not self._paused or self.multiplexed):
-                    await self._read(key, deadline)
+                    # The read itself is here, not in a coroutine of its
+                    # own: an idle connection waits in it, and a frame less
+                    # is memory each one saves.
+                    self._reading = True
+                    self._reader_key = key
+                    linger = self._linger_deadline
+                    if linger is None:
+                        linger = math.inf
+                    more = False
+                    transport = self._transport
+                    # Over TCP the stream's receive is awaited here, not
+                    # through the transport's: one frame less again.
+                    stream = (
+                        transport.stream_to_read()
+                        if isinstance(transport, TCPTransport)
+                        else None
+                    )
+                    try:
+                        with self._read_timer.scope(min(linger, deadline)) as scope:
+                            self._read_scope = scope
+                            if stream is None:
+                                more = await transport.receive()
+                            else:
+                                assert isinstance(transport, TCPTransport)
+                                try:
+                                    data = await stream.receive(transport.READ_SIZE)
+                                except TCPTransport.RECEIVE_ERRORS as exc:
+                                    more = transport.receive_failed(exc)
+                                else:
+                                    more = transport.received(data)
+                    finally:
+                        self._read_timer.read_done()
+                        self._read_scope = None
+                        self._reading = False
+                    await self._after_read(
+                        scope.cancelled_caught, more, linger, deadline
+                    )
                 elif deadline == math.inf:
                     await self._waiters.park(key)
                 else:
@@ -241,19 +281,18 @@ class Driver(metaclass=ABCMeta):
             if not self._reading:
                 self._waiters.pass_baton()
 
-    async def _read(self, key: Hashable, deadline: float = math.inf) -> None:
-        self._reading = True
-        self._reader_key = key
-        linger = math.inf if self._linger_deadline is None else self._linger_deadline
-        try:
-            with self._read_timer.scope(min(linger, deadline)) as scope:
-                self._read_scope = scope
-                more = await self._transport.receive()
-        finally:
-            self._read_timer.read_done()
-            self._read_scope = None
-            self._reading = False
-        if scope.cancelled_caught:
+    async def _after_read(
+        self, cancelled: bool, more: bool, linger: float, deadline: float
+    ) -> None:
+        """What follows a read of :meth:`_wait`: feed, route, write, close.
+
+        :param cancelled: whether the read's scope was cancelled (then
+            ``more`` means nothing).
+        :param more: what the transport's receive returned.
+        :param linger: the linger deadline the read had (``math.inf``: none).
+        :param deadline: the waiting task's.
+        """
+        if cancelled:
             now = anyio.current_time()
             if now >= linger:
                 # The peer did not close within the linger time.

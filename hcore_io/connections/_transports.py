@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import anyio
 import anyio.lowlevel
@@ -102,6 +102,9 @@ def normalize_address(value: object) -> Address | None:
     if isinstance(value, tuple) and len(value) >= 2:
         host, port = value[0], value[1]
         if isinstance(host, str) and isinstance(port, int):
+            if len(value) == 2:
+                # The tuple itself, not a copy: a connection keeps it.
+                return cast("Address", value)
             return (host, port)
     return None
 
@@ -242,26 +245,54 @@ class TCPTransport(Transport):
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         return self._stream.extra_attributes
 
+    #: How much one read asks the stream for.
+    READ_SIZE = _READ_SIZE
+    #: What the stream's receive raises that :meth:`receive_failed` takes.
+    RECEIVE_ERRORS = (anyio.EndOfStream, *_STREAM_ERRORS)
+
     async def receive(self) -> bool:
         if self._initial_data:
             data, self._initial_data = self._initial_data, b""
-            self.dirty = True
-            self._protocol.bytes_received(data)
-            return True
+            return self.received(data)
         try:
             data = await self._stream.receive(_READ_SIZE)
-        except anyio.EndOfStream:
-            self.dirty = True
-            self._protocol.eof_received()
-            return False
-        except _STREAM_ERRORS as exc:
-            self.read_error = ReadError(f"reading failed: {describe(exc)}")
-            self.read_error.__cause__ = exc
-            self.connection_lost()
-            return False
+        except self.RECEIVE_ERRORS as exc:
+            return self.receive_failed(exc)
+        return self.received(data)
+
+    def stream_to_read(self) -> ByteStream | None:
+        """The stream, for a caller that awaits its receive itself.
+
+        The connection's read does, so that a connection waiting idle keeps
+        no coroutine frame of :meth:`receive` (memory each one holds).  It
+        then hands the outcome to :meth:`received` or :meth:`receive_failed`.
+
+        :return: ``None`` while initial data is to be fed (by :meth:`receive`).
+        """
+        return None if self._initial_data else self._stream
+
+    def received(self, data: bytes) -> bool:
+        """Feed what a read of the stream returned.
+
+        :return: ``True`` (more may come).
+        """
         self.dirty = True
         self._protocol.bytes_received(data)
         return True
+
+    def receive_failed(self, exc: BaseException) -> bool:
+        """Take the end of the stream, or a failed read (one of :attr:`RECEIVE_ERRORS`).
+
+        :return: ``False`` (nothing more comes).
+        """
+        self.dirty = True
+        if isinstance(exc, anyio.EndOfStream):
+            self._protocol.eof_received()
+            return False
+        self.read_error = ReadError(f"reading failed: {describe(exc)}")
+        self.read_error.__cause__ = exc
+        self.connection_lost()
+        return False
 
     def collect(self) -> bool:
         # Asked every time (``dirty`` is for QUIC, where asking is costly):

@@ -30,7 +30,9 @@ class Waiters:
     __slots__ = ("_baton", "_by_key")
 
     def __init__(self) -> None:
-        self._by_key: dict[Hashable, list[anyio.Event]] = {}
+        # Made when a task first parks: an idle connection has nobody
+        # parked, and an empty dict costs 64 bytes each.
+        self._by_key: dict[Hashable, list[anyio.Event]] | None = None
         self._baton: anyio.Event | None = None
 
     def __bool__(self) -> bool:
@@ -38,11 +40,13 @@ class Waiters:
 
     def keys(self) -> list[Hashable]:
         """The keys some task waits under (a copy, safe to wake while iterating)."""
-        return list(self._by_key)
+        return [] if self._by_key is None else list(self._by_key)
 
     async def park(self, key: Hashable) -> None:
         """Wait until :meth:`wake` of ``key``, :meth:`wake_all` or the baton."""
         event = anyio.Event()
+        if self._by_key is None:
+            self._by_key = {}
         self._by_key.setdefault(key, []).append(event)
         try:
             await event.wait()
@@ -51,7 +55,7 @@ class Waiters:
                 if self._baton is event:
                     self._baton = None
                     self.pass_baton()
-            else:
+            elif self._by_key is not None:
                 parked = self._by_key.get(key)
                 if parked is not None:
                     parked.remove(event)
@@ -63,25 +67,29 @@ class Waiters:
 
     def wake(self, key: Hashable) -> None:
         """Wake every task parked under ``key``."""
-        for event in self._by_key.pop(key, ()):
-            event.set()
+        if self._by_key:
+            for event in self._by_key.pop(key, ()):
+                event.set()
 
     def wake_all(self) -> None:
         """Wake every parked task."""
-        parked, self._by_key = self._by_key, {}
+        parked, self._by_key = self._by_key, None
+        if not parked:
+            return
         for events in parked.values():
             for event in events:
                 event.set()
 
     def pass_baton(self) -> None:
         """Wake one parked task to take over reading, unless one is already woken."""
-        if self._baton is not None or not self._by_key:
+        by_key = self._by_key
+        if self._baton is not None or not by_key:
             return
-        key = next(iter(self._by_key))
-        parked = self._by_key[key]
+        key = next(iter(by_key))
+        parked = by_key[key]
         event = parked.pop(0)
         if not parked:
-            del self._by_key[key]
+            del by_key[key]
         self._baton = event
         event.set()
 

@@ -75,7 +75,7 @@ import os
 import select
 import socket
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 import anyio
@@ -235,7 +235,7 @@ class Poller:
     # parked on a socket keeps one coroutine frame here, not two (it is
     # memory every idle connection holds).
 
-    def wait_readable(self, registration: Registration) -> Coroutine[Any, Any, None]:
+    def wait_readable(self, registration: Registration) -> Awaitable[None]:
         """Wait for a reading edge; call it once a read found the socket drained.
 
         :raises anyio.ClosedResourceError: the socket is (or gets) closed.
@@ -383,6 +383,48 @@ class _Wakeup(asyncio.Future[None]):
             self.set_result(None)
 
 
+class _ReadWakeup(asyncio.Future[None]):
+    """The future a read waits on, awaited as it is (no coroutine frame).
+
+    It does what :meth:`HostedPoller._wait` does around its wait: it counts
+    itself among the waiters while pending, and its read raises
+    :exc:`anyio.ClosedResourceError` if the socket was closed.
+    """
+
+    __slots__ = ("_poller", "_registration")
+
+    def __init__(
+        self,
+        poller: HostedPoller,
+        registration: Registration,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(loop=loop)
+        self._poller = poller
+        self._registration = registration
+
+    def set(self) -> None:
+        # Called by _wake, which set readable (or closed) and dropped the
+        # registration's reference to this waiter.
+        if self.done():
+            return
+        self._poller._waiting -= 1
+        if self._registration.closed:
+            self.set_exception(anyio.ClosedResourceError())
+        else:
+            self.set_result(None)
+
+    def cancel(self, msg: object = None) -> bool:
+        # Called by the task's cancellation while it waits on this.
+        if self.done():
+            return False
+        self._poller._waiting -= 1
+        registration = self._registration
+        if registration.read_waiter is self:
+            registration.read_waiter = None
+        return super().cancel(msg)
+
+
 class HostedPoller(Poller):
     """The poller on asyncio: the host loop reads the ready list by callback.
 
@@ -427,6 +469,26 @@ class HostedPoller(Poller):
         if self._waiting:
             loop = asyncio.get_running_loop()
             self._rearm = loop.call_later(_REARM_INTERVAL, self._on_rearm)
+
+    def wait_readable(self, registration: Registration) -> Awaitable[None]:
+        """Wait for a reading edge: the future itself (see :class:`_ReadWakeup`).
+
+        A connection waits here for as long as it is idle: a bare future
+        keeps no coroutine frame.
+        """
+        if registration.read_waiter is not None:
+            raise anyio.BusyResourceError("reading from")
+        registration.readable = False
+        loop = asyncio.get_running_loop()
+        waiter = _ReadWakeup(self, registration, loop)
+        self._waiting += 1
+        if registration.closed:
+            waiter.set()
+            return waiter
+        registration.read_waiter = waiter
+        if self._rearm is None:
+            self._rearm = loop.call_later(_REARM_INTERVAL, self._on_rearm)
+        return waiter
 
     async def _wait(self, registration: Registration, *, writing: bool) -> None:
         loop = asyncio.get_running_loop()

@@ -79,6 +79,23 @@ def socket_address(sockaddr: Any) -> tuple[str, int]:
     return host, port
 
 
+# The local addresses of accepted sockets, one tuple for all the streams
+# with the same (a listener's connections all have their listener's):
+# every stream keeps its addresses, and a tuple, its host string and its
+# port number cost 146 bytes.  Bounded: beyond it, streams keep their own.
+_LOCAL_ADDRESSES: dict[tuple[str, int], tuple[str, int]] = {}
+_LOCAL_ADDRESSES_MAX = 64
+
+
+def _shared_local(address: tuple[str, int]) -> tuple[str, int]:
+    shared = _LOCAL_ADDRESSES.get(address)
+    if shared is not None:
+        return shared
+    if len(_LOCAL_ADDRESSES) < _LOCAL_ADDRESSES_MAX:
+        _LOCAL_ADDRESSES[address] = address
+    return address
+
+
 class EpollSocketStream(SocketStream):
     """A connected, non-blocking TCP socket driven by the loop's epoll.
 
@@ -301,7 +318,7 @@ class EpollSocketStream(SocketStream):
         """Family, addresses and ports (read once), and the raw socket."""
         if self._addresses is None:
             try:
-                local = socket_address(self._socket.getsockname())
+                local = _shared_local(socket_address(self._socket.getsockname()))
                 remote = socket_address(self._socket.getpeername())
             except OSError:
                 # Closed, or reset before anybody asked: nothing to tell.

@@ -2,7 +2,8 @@
 
 Theory of operation: :meth:`TCPListener.serve` runs one accept loop per
 listening socket (a host name may bind IPv4 and IPv6).  Each accepted
-socket gets ``TCP_NODELAY`` and is handed to a new task; for TLS that task
+socket gets ``TCP_NODELAY`` and is handed to a new task (a light one on
+asyncio: see ``_connection_tasks``); for TLS that task
 first does the handshake under a time limit, so a slow or silent client
 only ever holds up its own task, never the accept loop.  A failed or late
 handshake closes that connection and is logged at debug level; it is not
@@ -20,6 +21,7 @@ for the peer's ``close_notify``.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import socket
 import ssl
@@ -30,6 +32,7 @@ import anyio
 from anyio.abc import ByteStream, Listener, SocketAttribute, SocketListener, TaskGroup
 from anyio.streams.tls import TLSStream
 
+from hcore_io.networking._connection_tasks import ConnectionTasks
 from hcore_io.networking._tls import TLSByteStream
 
 __all__ = ("TCPListener", "set_nodelay")
@@ -90,18 +93,17 @@ class TCPListener(Listener[ByteStream]):
             group that this call waits for.
         """
         async with anyio.create_task_group() as accept_group:
-            if task_group is None:
-                task_group = accept_group
+            tasks = ConnectionTasks(accept_group if task_group is None else task_group)
+            if self._ssl_context is not None:
+                handler = functools.partial(self._handshake, handler)
             for listener in self._listeners:
-                accept_group.start_soon(
-                    self._accept_loop, listener, handler, task_group
-                )
+                accept_group.start_soon(self._accept_loop, listener, handler, tasks)
 
     async def _accept_loop(
         self,
         listener: SocketListener,
         handler: Callable[[ByteStream], Any],
-        task_group: TaskGroup,
+        tasks: ConnectionTasks,
     ) -> None:
         # Ends when the listener is closed.
         while True:
@@ -115,13 +117,10 @@ class TCPListener(Listener[ByteStream]):
                     await anyio.sleep(_RESOURCE_PAUSE)
                 continue
             set_nodelay(stream)
-            if self._ssl_context is None:
-                task_group.start_soon(handler, stream)
-            else:
-                task_group.start_soon(self._handshake, stream, handler)
+            tasks.start_soon(handler, stream)
 
     async def _handshake(
-        self, stream: ByteStream, handler: Callable[[ByteStream], Any]
+        self, handler: Callable[[ByteStream], Any], stream: ByteStream
     ) -> None:
         assert self._ssl_context is not None
         try:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import logging
 from abc import ABCMeta, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Generic, TypeVar
 
 import anyio
@@ -177,6 +177,9 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         self._stopped = anyio.Event()
         self._all_closed = anyio.Event()
         self._serving = False
+        # Bound once: each connection's serving coroutine keeps them.
+        self._run_stream_bound = self._run_stream
+        self._connection_ended_bound = self._connection_ended
 
     # -- public API --------------------------------------------------------------
 
@@ -363,41 +366,50 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
             functools.partial(self._handle, extra_headers=extra_headers), task_group
         )
 
-    async def _handle(
+    def _handle(
         self,
         connection: HTTPConnection,
         extra_headers: tuple[tuple[bytes, bytes], ...],
-    ) -> None:
+    ) -> Awaitable[None]:
+        # A plain function returning the serving coroutine: an idle HTTP/1.1
+        # connection waits in serve_sequential with no frame of ours above
+        # it (memory every open connection holds).  The caller awaits it at
+        # once, so its try/finally (on_end) runs whatever happens.
         if len(self._live) >= self._max_connections or self._closing:
-            await self._refuse_connection(connection)
-            return
+            return self._refuse_connection(connection)
         state = ConnectionState(connection)
         self._live.add(state)
         info = self._context(connection, extra_headers)
+        if connection.multiplexed:
+            return self._serve_multiplexed(state, info)
+        return serve_sequential(
+            state,
+            self._run_stream_bound,
+            info,
+            request_header_timeout=self._request_header_timeout,
+            keep_alive_timeout=self._keep_alive_timeout,
+            on_end=self._connection_ended_bound,
+        )
 
+    async def _serve_multiplexed(self, state: ConnectionState, info: _Context) -> None:
         # Positional: a partial's keyword arguments make a dict per call.
         run_stream = functools.partial(self._run_stream, info)
         try:
-            if connection.multiplexed:
-                await serve_multiplexed(
-                    state,
-                    run_stream,
-                    max_streams=self._max_streams,
-                    request_header_timeout=self._request_header_timeout,
-                    keep_alive_timeout=self._keep_alive_timeout,
-                )
-            else:
-                await serve_sequential(
-                    state,
-                    run_stream,
-                    request_header_timeout=self._request_header_timeout,
-                    keep_alive_timeout=self._keep_alive_timeout,
-                )
+            await serve_multiplexed(
+                state,
+                run_stream,
+                max_streams=self._max_streams,
+                request_header_timeout=self._request_header_timeout,
+                keep_alive_timeout=self._keep_alive_timeout,
+            )
         finally:
-            self._live.discard(state)
-            # (A method call: mypy would keep the narrowing from above.)
-            if self._is_closing() and not self._live:
-                self._all_closed.set()
+            self._connection_ended(state)
+
+    def _connection_ended(self, state: ConnectionState) -> None:
+        self._live.discard(state)
+        # (A method call: mypy would keep the narrowing from above.)
+        if self._is_closing() and not self._live:
+            self._all_closed.set()
 
     async def _refuse_connection(self, connection: HTTPConnection) -> None:
         reason = "shutting down" if self._closing else "too many connections"

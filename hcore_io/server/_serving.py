@@ -6,8 +6,9 @@ This holds the per-connection serving loops of
 * :func:`serve_sequential` (HTTP/1.1) runs exchanges one after the other in
   the connection's task, bounding the wait for each request head by
   ``request_header_timeout`` (the first) or ``keep_alive_timeout`` (the next).
-* :func:`serve_multiplexed` (HTTP/2, HTTP/3) runs each stream in a task of
-  the connection's task group, refuses HTTP/3 streams beyond
+* :func:`serve_multiplexed` (HTTP/2, HTTP/3) runs each stream in a worker
+  task of the connection's task group (reused from stream to stream, see
+  :mod:`hcore_io.server._stream_workers`), refuses HTTP/3 streams beyond
   ``max_concurrent_streams`` (``REFUSED_STREAM``) and closes the connection
   after ``keep_alive_timeout`` with no stream in flight.
 * :class:`ConnectionState` is the server's bookkeeping of one connection,
@@ -22,12 +23,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 
 from hcore import HCoreError, Headers
 from hcore_io._exceptions import NetworkError, ReadTimeout
 from hcore_io.connections import HTTPConnection, HTTPStream
+from hcore_io.server._stream_workers import RunStream, StreamWorkers
 
 __all__ = (
     "ConnectionState",
@@ -41,8 +44,8 @@ __all__ = (
 
 logger = logging.getLogger("hcore.server")
 
-#: Runs one accepted stream to its end (the stream is its to close).
-RunStream = Callable[[HTTPStream], Awaitable[None]]
+#: What the streams of one connection share (the server's per-connection context).
+_Context = TypeVar("_Context")
 
 # How long a connection over the limit gets to send the request it is refused.
 _BUSY_GRACE = 1.0
@@ -156,57 +159,51 @@ async def refuse_stream(stream: HTTPStream) -> None:
 
 async def serve_sequential(
     state: ConnectionState,
-    run_stream: RunStream,
+    run_stream: Callable[[_Context, HTTPStream], Awaitable[None]],
+    context: _Context,
     *,
     request_header_timeout: float,
     keep_alive_timeout: float,
+    on_end: Callable[[ConnectionState], object],
 ) -> None:
     """Serve an HTTP/1.1 connection's exchanges one after the other.
 
+    The coroutine an idle connection waits in (a server holds one per open
+    connection): the server's bookkeeping comes as ``on_end`` rather than
+    as a caller's frame, and no cancel scope is kept, since a graceful
+    close makes :meth:`~hcore_io.connections.HTTPConnection.accept_stream`
+    return ``None`` by itself.  The wait for the next request head is
+    bounded by ``accept_stream``'s timeout, which the read the wait does
+    anyway applies: no timer to set and lift around each request.
+
     :param state: the connection's bookkeeping.
-    :param run_stream: what each request stream gets.
+    :param run_stream: what each request stream gets, with ``context``.
+    :param context: what the connection's streams share.
     :param request_header_timeout: seconds the first request head gets.
     :param keep_alive_timeout: seconds each next request head gets.
+    :param on_end: called with ``state`` when serving ends, however it ends.
     """
-    connection = state.connection
-    timeout = request_header_timeout
-    # Bounded by the requests the client sends and the timeouts.
-    while not state.closing:
-        stream: HTTPStream | None = None
-        # One scope serves request after request, for a graceful close to
-        # cancel while the connection waits (state.active is 0).  The wait
-        # for the next request head is bounded by accept_stream's timeout,
-        # which the read the wait does anyway applies: no timer to set and
-        # lift around each request.
-        with anyio.CancelScope() as scope:
-            # Bounded by the requests the client sends and the timeouts.
-            while not state.closing:
-                stream = None
-                state.accept_scope = scope
-                try:
-                    stream = await connection.accept_stream(timeout=timeout)
-                except ReadTimeout:
-                    return
-                finally:
-                    state.accept_scope = None
-                if stream is None or scope.cancel_called:
-                    # Cancelled as the request came: served outside.
-                    break
-                state.active = 1
-                try:
-                    await run_stream(stream)
-                finally:
-                    state.active = 0
-                stream = None
-                timeout = keep_alive_timeout
-        if stream is None:
-            return
-        state.active = 1
-        try:
-            await run_stream(stream)
-        finally:
-            state.active = 0
-        timeout = keep_alive_timeout
+    try:
+        connection = state.connection
+        timeout = request_header_timeout
+        # Bounded by the requests the client sends and the timeouts.
+        while not state.closing:
+            try:
+                stream = await connection.accept_stream(timeout=timeout)
+            except ReadTimeout:
+                return
+            if stream is None:
+                return
+            state.active = 1
+            try:
+                await run_stream(context, stream)
+            finally:
+                state.active = 0
+            # Not kept through the wait for the next request.
+            del stream
+            timeout = keep_alive_timeout
+    finally:
+        on_end(state)
 
 
 async def serve_multiplexed(
@@ -217,7 +214,7 @@ async def serve_multiplexed(
     request_header_timeout: float,
     keep_alive_timeout: float,
 ) -> None:
-    """Serve an HTTP/2 or HTTP/3 connection's streams, each in a task.
+    """Serve an HTTP/2 or HTTP/3 connection's streams, each in a worker task.
 
     :param state: the connection's bookkeeping.
     :param run_stream: what each request stream gets.
@@ -228,64 +225,66 @@ async def serve_multiplexed(
     """
     connection = state.connection
     state.idle_deadline = anyio.current_time() + request_header_timeout
-
-    async def run_counted(stream: HTTPStream) -> None:
-        try:
-            await run_stream(stream)
-        finally:
-            state.active -= 1
-            if not state.active:
-                state.idle_deadline = anyio.current_time() + keep_alive_timeout
-                scope = state.accept_scope
-                if scope is not None:
-                    scope.deadline = state.idle_deadline
-                state.wake_if_idle()
-
     async with anyio.create_task_group() as streams:
-        # Bounded by the streams the client opens and the timeouts.
-        while not state.closing or state.active:
-            stream: HTTPStream | None = None
-            # One scope for stream after stream (see serve_sequential);
-            # what is not the common case is handled outside it.
-            with anyio.CancelScope() as scope:
-                state.accept_scope = scope
-                # Bounded by the streams the client opens.
-                while not state.closing or state.active:
-                    if state.active:
-                        if scope.deadline != math.inf:
-                            scope.deadline = math.inf
-                    else:
-                        scope.deadline = state.idle_deadline
-                    stream = await connection.accept_stream()
-                    if (
-                        stream is None
-                        or scope.cancel_called
-                        or state.closing
-                        or (state.refuses_extra_streams and state.active >= max_streams)
-                    ):
-                        break
-                    state.active += 1
-                    streams.start_soon(run_counted, stream)
-                    stream = None
-            state.accept_scope = None
-            if scope.cancelled_caught:
-                if state.closing or (
-                    not state.active and anyio.current_time() >= state.idle_deadline
-                ):
-                    break
-                continue
-            if stream is None:
-                break
-            # HTTP/2 advertises the limit (SETTINGS_MAX_CONCURRENT_STREAMS)
-            # and its protocol refuses streams over it; HTTP/3's is kept
-            # here (QUIC's stream credit is aioquic's own, larger one).
-            if state.closing or (
-                state.refuses_extra_streams and state.active >= max_streams
-            ):
-                await refuse_stream(stream)
-                continue
-            state.active += 1
-            streams.start_soon(run_counted, stream)
+        workers = StreamWorkers(
+            streams, state, run_stream, keep_alive_timeout, max_idle=max_streams
+        )
+        try:
+            await _accept_streams(state, workers, max_streams)
+        finally:
+            # Idle workers leave; busy ones finish their streams first.
+            workers.close()
         if not state.closing:
             # Idle for keep_alive_timeout, or over: GOAWAY and close.
             await connection.aclose()
+
+
+async def _accept_streams(
+    state: ConnectionState, workers: StreamWorkers, max_streams: int
+) -> None:
+    """Accept streams and hand them to the workers until the connection ends."""
+    connection = state.connection
+    # Bounded by the streams the client opens and the timeouts.
+    while not state.closing or state.active:
+        stream: HTTPStream | None = None
+        # One scope for stream after stream (see serve_sequential);
+        # what is not the common case is handled outside it.
+        with anyio.CancelScope() as scope:
+            state.accept_scope = scope
+            # Bounded by the streams the client opens.
+            while not state.closing or state.active:
+                if state.active:
+                    if scope.deadline != math.inf:
+                        scope.deadline = math.inf
+                else:
+                    scope.deadline = state.idle_deadline
+                stream = await connection.accept_stream()
+                if (
+                    stream is None
+                    or scope.cancel_called
+                    or state.closing
+                    or (state.refuses_extra_streams and state.active >= max_streams)
+                ):
+                    break
+                state.active += 1
+                workers.run(stream)
+                stream = None
+        state.accept_scope = None
+        if scope.cancelled_caught:
+            if state.closing or (
+                not state.active and anyio.current_time() >= state.idle_deadline
+            ):
+                return
+            continue
+        if stream is None:
+            return
+        # HTTP/2 advertises the limit (SETTINGS_MAX_CONCURRENT_STREAMS)
+        # and its protocol refuses streams over it; HTTP/3's is kept
+        # here (QUIC's stream credit is aioquic's own, larger one).
+        if state.closing or (
+            state.refuses_extra_streams and state.active >= max_streams
+        ):
+            await refuse_stream(stream)
+            continue
+        state.active += 1
+        workers.run(stream)
