@@ -37,7 +37,8 @@ machine that moves much less than the absolute figures, which move by tens
 of percent from run to run; the ratios of one run are what to compare.
 
 ``--scenarios`` and ``--clients`` pick a subset (substrings of the names);
-``--profile CLIENT`` runs ``--requests`` sequential HTTP/1.1 requests (or,
+``--profile CLIENT`` runs ``--requests`` HTTP/1.1 requests (sequential, or
+over ``--profile-tasks`` concurrent tasks; or,
 with ``--profile-download``, the download; ``--profile-http2``: over
 HTTP/2 and TLS) of one client under cProfile (``--profiler pyinstrument``:
 pyinstrument's sampler) and prints the top entries by own time and by
@@ -466,7 +467,9 @@ async def _profile(nginx: Nginx, ca: str, args: argparse.Namespace) -> None:
             assert not isinstance(client, _Raw)
             await client.get(f"{base}/kib.bin")
             start()
-            rate, cpu = await _requests(client.get, f"{base}/kib.bin", args.requests, 1)
+            rate, cpu = await _requests(
+                client.get, f"{base}/kib.bin", args.requests, args.profile_tasks
+            )
             stop()
             print(f"{kind.name}: {rate:.0f} req/s, {cpu:.0f} CPU us/req (profiled)")
     finally:
@@ -500,6 +503,12 @@ def main() -> None:
     parser.add_argument("--profile-download", action="store_true")
     parser.add_argument(
         "--profile-http2", action="store_true", help="profile over HTTP/2 (TLS)"
+    )
+    parser.add_argument(
+        "--profile-tasks",
+        type=int,
+        default=1,
+        help="concurrent tasks of the profiled requests (default 1: sequential)",
     )
     parser.add_argument("--profile-top", type=int, default=30)
     parser.add_argument(

@@ -64,27 +64,14 @@ from hcore_io._exceptions import (
     PoolTimeout,
 )
 from hcore_io.client._altsvc import AltSvcCache
-from hcore_io.client._entry import PoolEntry, looks_closed
+from hcore_io.client._clock import now as _now
+from hcore_io.client._entry import PoolEntry, PoolWaiter, looks_closed
 from hcore_io.client._exchange import QUICUnconfirmed
 from hcore_io.client._metrics import ConnectionState
 from hcore_io.client._models import Origin, Timeouts
 from hcore_io.connections import HTTPConnection, HTTPStream
 
 __all__ = ("PoolBooks",)
-
-
-class _Waiter:
-    """A task waiting for a connection of ``origin`` to become usable."""
-
-    __slots__ = ("avoid_quic", "entry", "event", "origin")
-
-    def __init__(self, origin: Origin, avoid_quic: bool) -> None:
-        self.origin = origin
-        #: Whether it takes TCP connections only.
-        self.avoid_quic = avoid_quic
-        self.event = anyio.Event()
-        #: An idle HTTP/1.1 connection handed over to it (already taken).
-        self.entry: PoolEntry | None = None
 
 
 class PoolBooks(metaclass=ABCMeta):
@@ -113,7 +100,7 @@ class PoolBooks(metaclass=ABCMeta):
         self._max_requests = max_requests_per_connection
         self._alt_svc = alt_svc
         # The tasks waiting for a change, oldest first.
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[PoolWaiter] = deque()
         self._entries: list[PoolEntry] = []
         self._created = 0
         self._closed_count = 0
@@ -178,7 +165,7 @@ class PoolBooks(metaclass=ABCMeta):
         entry.opening -= 1
         entry.active -= 1
         if entry.active == 0:
-            now = anyio.current_time()
+            now = _now()
             entry.idle_since = now
             if entry.metrics.state is not ConnectionState.CLOSED:
                 entry.metrics.state = ConnectionState.IDLE
@@ -197,8 +184,8 @@ class PoolBooks(metaclass=ABCMeta):
         avoid_quic: bool,
         stale: list[PoolEntry],
         http1_only: bool,
-    ) -> tuple[PoolEntry | None, bool]:
-        """Find a usable entry; also say whether one may soon become usable.
+    ) -> tuple[PoolEntry | None, bool, int]:
+        """Find a usable entry; say if one may soon be, and the origin's count.
 
         Idle HTTP/1.1 connections found closed by the server are moved from
         the books to ``stale``, for the caller to close.  ``http1_only``
@@ -214,13 +201,15 @@ class PoolBooks(metaclass=ABCMeta):
             and self._alt_svc is not None
             and self._alt_svc.lookup(origin, now) is not None
         )
+        same = 0
         for entry in self._entries:
             # Origins come from a cache (URL parsing): mostly one object.
-            if (entry.origin is not origin and entry.origin != origin) or (
-                avoid_quic and entry.quic
-            ):
+            if entry.origin is not origin and entry.origin != origin:
                 continue
-            if self._alt_svc is not None and entry.quic is not prefer_quic:
+            same += 1
+            if (avoid_quic and entry.quic) or (
+                self._alt_svc is not None and entry.quic is not prefer_quic
+            ):
                 continue
             connection = entry.connection
             if http1_only and (
@@ -237,6 +226,7 @@ class PoolBooks(metaclass=ABCMeta):
                         picked = entry
                         break
                     stale.append(entry)
+                    same -= 1
                 continue
             if connection.has_expired() or entry.metrics.requests >= self._max_requests:
                 continue
@@ -252,11 +242,10 @@ class PoolBooks(metaclass=ABCMeta):
         for closed in stale:
             if closed in self._entries:
                 self._entries.remove(closed)
-        return picked, wait and picked is None
+        return picked, wait and picked is None, same
 
-    def _make_room(self, origin: Origin) -> tuple[bool, list[PoolEntry]]:
-        """Whether a new connection to ``origin`` fits; evict an idle one if need be."""
-        same = sum(1 for e in self._entries if e.origin is origin or e.origin == origin)
+    def _make_room(self, same: int) -> tuple[bool, list[PoolEntry]]:
+        """Whether one more fits beside ``same`` of its origin's; evict if need be."""
         if same >= self._max_per_host:
             return False, []
         if len(self._entries) < self._max_connections:
@@ -280,7 +269,7 @@ class PoolBooks(metaclass=ABCMeta):
         :raises hcore_io.ConnectError: the connection could not be opened.
         """
         timeout = timeouts.pool
-        deadline = None if timeout is None else anyio.current_time() + timeout
+        deadline = None if timeout is None else _now() + timeout
         # Bounded: each turn either returns or waits for the pool to change,
         # and the deadline (if any) ends the waiting.
         while True:
@@ -289,17 +278,17 @@ class PoolBooks(metaclass=ABCMeta):
             new = False
             if self._closed:
                 raise ConnectionClosed("the pool is closed")
-            now = anyio.current_time()
+            now = _now()
             to_close = [
                 e for e in self._entries if not e.active and self._expired(e, now)
             ]
             for spent in to_close:
                 self._entries.remove(spent)
-            entry, wait = self._pick(
+            entry, wait, same = self._pick(
                 origin, now, avoid_quic or http1_only, to_close, http1_only
             )
             if entry is None and not wait:
-                room, evicted = self._make_room(origin)
+                room, evicted = self._make_room(same)
                 to_close += evicted
                 if room:
                     entry = self._new_entry(origin, now, avoid_quic, http1_only)
@@ -316,14 +305,12 @@ class PoolBooks(metaclass=ABCMeta):
                     await self._connect(entry, timeouts.connect)
                 return entry
             # Queued before anything is awaited: no change is missed.
-            waiter = _Waiter(origin, avoid_quic or http1_only)
+            waiter = PoolWaiter(origin, avoid_quic or http1_only)
             self._waiters.append(waiter)
             try:
                 for spent in to_close:
                     await self._close_connection(spent)
-                remaining = (
-                    None if deadline is None else deadline - anyio.current_time()
-                )
+                remaining = None if deadline is None else deadline - _now()
                 if remaining is None:  # no pool timeout: no cancel scope
                     await waiter.event.wait()
                 elif remaining <= 0:
@@ -366,7 +353,7 @@ class PoolBooks(metaclass=ABCMeta):
             self._notify()
             if entry.via_alt_svc and isinstance(exc, ConnectError | ConnectTimeout):
                 if self._alt_svc is not None:
-                    self._alt_svc.mark_broken(origin, anyio.current_time())
+                    self._alt_svc.mark_broken(origin, _now())
                 raise QUICUnconfirmed(
                     f"HTTP/3 to {origin} failed: {exc}", via_alt_svc=True
                 ) from exc
@@ -389,7 +376,7 @@ class PoolBooks(metaclass=ABCMeta):
     async def _discard(self, entry: PoolEntry, *, broken_alternative: bool) -> None:
         """Drop an entry whose connection failed."""
         if broken_alternative and entry.via_alt_svc and self._alt_svc is not None:
-            self._alt_svc.mark_broken(entry.origin, anyio.current_time())
+            self._alt_svc.mark_broken(entry.origin, _now())
         if entry in self._entries:
             self._entries.remove(entry)
         self._notify()
@@ -435,7 +422,7 @@ class PoolBooks(metaclass=ABCMeta):
 
     async def release(self, entry: PoolEntry, started: float, failed: bool) -> None:
         """An exchange ended: book it and close the connection if it is spent."""
-        now = anyio.current_time()
+        now = _now()
         metrics = entry.metrics
         metrics.completed += 1
         metrics.total_request_time += now - started

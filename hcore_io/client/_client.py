@@ -10,7 +10,7 @@ Around the pool it adds:
 - redirects (RFC 9110 §15.4), up to a limit: 303 (and 301/302 after a POST)
   become a GET without body; 307 and 308 repeat the method and body; the
   ``authorization`` and ``cookie`` fields are dropped when the redirect
-  leaves the origin.
+  leaves the origin (see ``_redirects``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from hcore_io.client._models import (
     cached_url,
 )
 from hcore_io.client._pool import ConnectionPool
+from hcore_io.client._redirects import drain, redirected
 from hcore_io.client._sse import EventSource, EventSourceOptions
 from hcore_io.client._websocket import WebSocket
 from hcore_io.client._websocket_open import connect_websocket, http_url
@@ -47,14 +48,6 @@ from hcore_io.networking import ClientNetworking
 
 __all__ = ("Client", "TooManyRedirects")
 
-# RFC 9110 §9.2.2: methods whose repetition has the effect of one request.
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# Fields that carry credentials, dropped on a cross-origin redirect.
-_CREDENTIALS = frozenset({b"authorization", b"cookie", b"proxy-authorization"})
-# Fields that describe a body, dropped when a redirect drops the body.
-_BODY_FIELDS = frozenset({b"content-length", b"content-type", b"transfer-encoding"})
-# The body of a redirect response read (to keep an HTTP/1.1 connection).
-_DRAIN_LIMIT = 65536
 _RETRYABLE = (ConnectError, ConnectTimeout, ConnectionClosed, ReadError, WriteError)
 
 
@@ -184,7 +177,7 @@ class Client:
 
         :raises ValueError: if ``url`` is not an absolute http(s) URL.
         """
-        fields = [(name.lower(), value) for name, value in headers]
+        fields = [(name.lower(), value) for name, value in headers] if headers else []
         if self._headers:
             given = {name for name, _ in fields}
             fields += [(n, v) for n, v in self._headers if n not in given]
@@ -259,12 +252,20 @@ class Client:
         history: list[Response] = []
         # Bounded by max_redirects.
         for _ in range(self._max_redirects + 1):
-            response = await self._send_with_retries(request)
-            following = self._redirect(request, response) if follow_redirects else None
+            # The first attempt here, without a coroutine of its own.
+            try:
+                response: Response | None = await self._pool.handle_request(request)
+            except _RETRYABLE:
+                if not self._retries or not self._retryable(request):
+                    raise
+                response = None
+            if response is None:
+                response = await self._retry(request)
+            following = redirected(request, response) if follow_redirects else None
             if following is None:
                 response.history = history
                 return response
-            await self._drain(response)
+            await drain(response)
             history.append(response)
             request = following
         raise TooManyRedirects(
@@ -460,56 +461,22 @@ class Client:
             close_timeout=close_timeout,
         )
 
-    # -- retries and redirects -------------------------------------------------
+    # -- retries -----------------------------------------------------------------
 
     def _retryable(self, request: Request) -> bool:
         return request.idempotent and request.replayable
 
-    async def _send_with_retries(self, request: Request) -> Response:
-        # Bounded by self._retries.
-        for attempt in range(self._retries + 1):
-            try:
-                return await self._pool.handle_request(request)
-            except _RETRYABLE:
-                if attempt == self._retries or not self._retryable(request):
-                    raise
+    async def _retry(self, request: Request) -> Response:
+        """Send a request again, its first attempt having failed retryably."""
+        # Bounded by self._retries; ``attempt`` is the one that failed.
+        for attempt in range(self._retries):
             self.retry_count += 1
             # Exponential backoff with "equal jitter": half fixed, half random.
             delay = min(self._max_backoff, self._backoff * 2**attempt)
             await anyio.sleep(delay / 2 + random.uniform(0, delay / 2))
+            try:
+                return await self._pool.handle_request(request)
+            except _RETRYABLE:
+                if attempt == self._retries - 1:
+                    raise
         raise AssertionError("unreachable: the last attempt raises")
-
-    def _redirect(self, request: Request, response: Response) -> Request | None:
-        if response.status not in _REDIRECTS:
-            return None
-        location = response.get_header(b"location")
-        if location is None:
-            return None
-        try:
-            url = request.url.join(location.decode("latin-1"))
-        except ValueError:
-            return None
-        method, body = request.method, request.body
-        fields = list(request.headers)
-        # RFC 9110 §15.4.4: 303 means GET; §15.4.2-3: user agents turn a
-        # POST into a GET on 301 and 302.
-        if (response.status == 303 and method != "HEAD") or (
-            response.status in (301, 302) and method == "POST"
-        ):
-            method, body = "GET", b""
-            fields = [(n, v) for n, v in fields if n not in _BODY_FIELDS]
-        elif not isinstance(body, bytes):
-            # A streamed body cannot be sent again.
-            return None
-        if url.origin != request.url.origin:
-            fields = [(n, v) for n, v in fields if n not in _CREDENTIALS]
-        return Request(method, url, fields, body, request.timeouts)
-
-    async def _drain(self, response: Response) -> None:
-        """Read a little of a redirect's body, then close it."""
-        read = 0
-        async for chunk in response.stream:
-            read += len(chunk)
-            if read > _DRAIN_LIMIT:
-                break
-        await response.aclose()

@@ -1,4 +1,4 @@
-"""The pool's record of one connection, and the idle-socket check."""
+"""The pool's record of one connection, the idle-socket check, a waiting task."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hcore_io.client._metrics import ConnectionMetrics
 from hcore_io.client._models import Origin
 from hcore_io.connections import HTTPConnection
 
-__all__ = ("PoolEntry", "looks_closed")
+__all__ = ("PoolEntry", "PoolWaiter", "looks_closed")
 
 # PoolEntry.raw_socket before it was looked up.
 _UNKNOWN: Any = object()
@@ -78,6 +78,9 @@ class PoolEntry:
         self.raw_socket: socket.socket | None = _UNKNOWN
         #: A poll object with ``raw_socket`` registered, once made.
         self.idle_poller: select.poll | None = None
+        #: Whether its stream tells what a cancelled send left unsent (the
+        #: connection then finishes such a write within a grace of its own).
+        self.reports_unsent = False
         #: Set once connecting ended, either way.
         self.connected = anyio.Event()
         #: Set when the server's first bytes arrive.
@@ -106,3 +109,17 @@ class PoolEntry:
             # connection about to be reused (_pick): a system call each.
             return not connection.is_available()
         return False
+
+
+class PoolWaiter:
+    """A task waiting for a connection of ``origin`` to become usable."""
+
+    __slots__ = ("avoid_quic", "entry", "event", "origin")
+
+    def __init__(self, origin: Origin, avoid_quic: bool) -> None:
+        self.origin = origin
+        #: Whether it takes TCP connections only.
+        self.avoid_quic = avoid_quic
+        self.event = anyio.Event()
+        #: An idle HTTP/1.1 connection handed over to it (already taken).
+        self.entry: PoolEntry | None = None

@@ -33,6 +33,7 @@ from hcore_io._exceptions import (
     ReadError,
     WriteTimeout,
 )
+from hcore_io.client._clock import now
 from hcore_io.client._models import Request, Response, ResponseStream, body_length
 from hcore_io.connections import HTTPStream, StreamReset
 
@@ -67,14 +68,29 @@ class QUICUnconfirmed(HCoreError):
         self.via_alt_svc = via_alt_svc
 
 
-def _status(headers: HeadersReceived) -> int:
-    for name, value in headers.headers:
-        if name == b":status":
+def _status_and_fields(
+    head: HeadersReceived,
+) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """The status of a response head, and its fields without pseudo-headers.
+
+    Pseudo-headers come first (every protocol puts them there), so one pass
+    over them finds the status and where the fields begin.
+    """
+    headers = head.headers
+    status = -1
+    first = 0
+    for name, value in headers:
+        if name[:1] != b":":
+            break
+        first += 1
+        if name == b":status" and status == -1:
             try:
-                return int(value)
+                status = int(value)
             except ValueError:
-                break
-    raise RemoteProtocolError("response without a valid :status")
+                status = -2
+    if status < 0:
+        raise RemoteProtocolError("response without a valid :status")
+    return status, list(headers[first:])
 
 
 async def _send_body(stream: HTTPStream, request: Request) -> None:
@@ -148,10 +164,16 @@ async def _start(
                 headers, end_stream=empty, on_submitted=took_slot
             )
         else:
-            with anyio.move_on_after(write):
-                stream = await connection.open_stream(
-                    headers, end_stream=empty, on_submitted=took_slot
-                )
+            # One timer for all the pool's scopes (see _write_timer).
+            timer = pool._write_timer
+            scope = timer.scope(write, shared=entry.reports_unsent)
+            with scope:
+                try:
+                    stream = await connection.open_stream(
+                        headers, end_stream=empty, on_submitted=took_slot
+                    )
+                finally:
+                    timer.done(scope)
             if stream is None:
                 raise WriteTimeout(
                     f"sending the request headers took longer than {write} s"
@@ -242,7 +264,7 @@ async def exchange(
     :raises QUICUnconfirmed: a new HTTP/3 connection stayed silent.
     """
     assert entry.connection is not None
-    started = anyio.current_time()
+    started = now()
     entry.metrics.requests += 1
     try:
         if entry.quic:
@@ -253,8 +275,7 @@ async def exchange(
         with anyio.CancelScope(shield=True):
             await pool.release(entry, started, failed=True)
         raise
-    status = _status(head)
-    fields = [field for field in head.headers if field[0][:1] != b":"]
+    status, fields = _status_and_fields(head)
     if pool.alt_svc is not None:
         for name, value in fields:
             if name == b"alt-svc":
@@ -325,7 +346,7 @@ async def exchange(
     # takes it, the pool is told, resets the stream and books the exchange
     # as failed.  The callback holds no reference to the body itself.
     abandoned = weakref.finalize(
-        body, pool.abandoned, entry, stream, started, str(request.url)
+        body, pool.abandoned, entry, stream, started, request.url.raw
     )
     abandoned.atexit = False
     response = Response(

@@ -34,6 +34,7 @@ from hcore_io._exceptions import (
     ReadTimeout,
     WriteError,
 )
+from hcore_io.client._clock import now
 from hcore_io.client._entry import PoolEntry
 from hcore_io.client._exchange import QUICUnconfirmed, run_watched
 from hcore_io.client._models import Origin, Timeouts
@@ -160,7 +161,7 @@ async def start_lease(
             entry = await books._acquire(origin, timeouts, avoid_quic, http1_only)
             entry.metrics.requests += 1
             leased = PooledConnection(entry)
-            started = anyio.current_time()
+            started = now()
             limit = quic_timeout if entry.via_alt_svc else timeouts.connect
             try:
                 try:

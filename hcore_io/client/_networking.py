@@ -361,6 +361,9 @@ class CountingNetworking(NetworkingWrapper):
         super().__init__(networking)
         self._metrics = metrics
         self.received = received or anyio.Event()
+        #: Whether the last TCP stream opened tells what a cancelled send
+        #: left unsent (its ``unsent``, passed on by the counting wrapper).
+        self.reports_unsent = False
 
     async def connect_tcp(
         self,
@@ -369,7 +372,7 @@ class CountingNetworking(NetworkingWrapper):
         timeout: float | None = None,  # noqa: ASYNC109 (the interface's shape)
     ) -> ByteStream:
         stream = await super().connect_tcp(address, timeout=timeout)
-        return _counting(stream, self._metrics, self.received)
+        return self._counting(stream)
 
     async def connect_tcp_tls(
         self,
@@ -387,7 +390,12 @@ class CountingNetworking(NetworkingWrapper):
             alpn_protocols=alpn_protocols,
             timeout=timeout,
         )
-        return _counting(stream, self._metrics, self.received)
+        return self._counting(stream)
+
+    def _counting(self, stream: ByteStream) -> ByteStream:
+        counted = _counting(stream, self._metrics, self.received)
+        self.reports_unsent = isinstance(counted, _CountingUnsentByteStream)
+        return counted
 
     async def connect_udp(self, address: Address) -> DatagramStream:
         stream = await super().connect_udp(address)

@@ -46,6 +46,7 @@ from hcore_io._exceptions import (
 from hcore_io._limits import Limits, resolve_limits
 from hcore_io.client._altsvc import AltSvcCache
 from hcore_io.client._books import PoolBooks
+from hcore_io.client._clock import now
 from hcore_io.client._entry import PoolEntry
 from hcore_io.client._exchange import QUICUnconfirmed, Refused, exchange
 from hcore_io.client._factories import ClientTCPFactory
@@ -58,6 +59,7 @@ from hcore_io.client._networking import (
     Resolver,
 )
 from hcore_io.client._proxy import ProxyNetworking
+from hcore_io.client._write_timer import ScopeTimer
 from hcore_io.connections import (
     HTTPConnection,
     HTTPOverQUICOpener,
@@ -190,6 +192,8 @@ class ConnectionPool(PoolBooks):
         self._tls_config = tls_config or ClientTLSConfig()
         self._max_buffered = max_buffered_data
         self._quic_timeout = quic_connect_timeout
+        # The write timeouts of opening streams (see _write_timer).
+        self._write_timer = ScopeTimer()
         tcp_versions = set(http_versions) & {"1.1", "2"}
         if proxy is not None and not tcp_versions:
             # HTTP/3 through an HTTP proxy would need CONNECT-UDP (RFC 9298),
@@ -394,9 +398,7 @@ class ConnectionPool(PoolBooks):
         """Remember an ``Alt-Svc`` field of a response that came over TCP."""
         if self._alt_svc is not None and not entry.quic:
             if entry.origin.scheme == "https":
-                self._alt_svc.update(
-                    entry.origin, value.decode("latin-1"), anyio.current_time()
-                )
+                self._alt_svc.update(entry.origin, value.decode("latin-1"), now())
 
     @property
     def quic_connect_timeout(self) -> float:
@@ -473,8 +475,10 @@ class ConnectionPool(PoolBooks):
             tls_config=self._tls_config,
             max_buffered_data=self._max_buffered,
         )
-        return await opener(
+        connection = await opener(
             (origin.host, origin.port),
             tls=origin.scheme == "https",
             server_name=origin.host,
         )
+        entry.reports_unsent = networking.reports_unsent
+        return connection
