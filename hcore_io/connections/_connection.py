@@ -29,7 +29,7 @@ from hcore_io.connections._driver import (
 from hcore_io.connections._state import DeadlinePassed, StreamState
 from hcore_io.connections._stream import HTTPStream, timed
 from hcore_io.connections._stream_ops import StreamOperations
-from hcore_io.connections._transports import normalize_address
+from hcore_io.connections._transport_base import normalize_address
 
 __all__ = ("DEFAULT_MAX_BUFFERED_DATA", "HTTPConnection")
 

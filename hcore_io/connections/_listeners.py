@@ -28,7 +28,7 @@ from hcore.protocols import (
 from hcore_io._exceptions import NetworkError
 from hcore_io.connections._connection import DEFAULT_MAX_BUFFERED_DATA, HTTPConnection
 from hcore_io.connections._prior_knowledge import PriorKnowledgeHTTPFactory
-from hcore_io.connections._transports import describe, normalize_address
+from hcore_io.connections._transport_base import describe, normalize_address
 from hcore_io.networking._interfaces import (
     QUICServerNetworking,
     QUICStream,

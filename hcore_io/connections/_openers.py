@@ -18,7 +18,7 @@ from hcore import Address, ClientTLSConfig, HCoreError
 from hcore.protocols import HTTPOverQUICClientFactory, HTTPOverTCPFactory
 from hcore_io._exceptions import ConnectError
 from hcore_io.connections._connection import DEFAULT_MAX_BUFFERED_DATA, HTTPConnection
-from hcore_io.connections._transports import normalize_address
+from hcore_io.connections._transport_base import normalize_address
 from hcore_io.networking._interfaces import TCPClientNetworking, UDPClientNetworking
 
 __all__ = ("HTTPOpener", "HTTPOverQUICOpener", "HTTPOverTCPOpener")

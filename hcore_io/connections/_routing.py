@@ -27,11 +27,12 @@ from hcore_io.connections._driver import (
     ACCEPT,
     AVAILABLE,
     CONNECTION,
-    Driver,
     credit_key,
     stream_key,
 )
+from hcore_io.connections._gathering import Gathering
 from hcore_io.connections._state import StreamState
+from hcore_io.connections._writer import Writer
 
 __all__ = ("Router",)
 
@@ -41,7 +42,7 @@ _KEPT_CONNECTION_EVENTS = 16
 _MAY_END = (HeadersReceived, DataReceived)
 
 
-class Router(Driver):
+class Router(Writer):
     """Routes the protocol's events to the queues of streams and connection."""
 
     def _dispatch(self) -> None:
@@ -121,6 +122,12 @@ class Router(Driver):
         state.incoming = True
         if self._accepting:
             state.has_handle = True
+            if self._protocol.multiplexed:
+                gathering = self._gathering
+                if gathering is None:
+                    gathering = self._gathering = Gathering()
+                state.unanswered = True
+                gathering.unanswered += 1
             self._accepted.append(self._make_stream(state))
             self._wake(ACCEPT)
         return state
@@ -184,6 +191,8 @@ class Router(Driver):
         """Drop a finished stream from the books once its queue was read."""
         if not state.finished or state.events:
             return
+        if state.unanswered:
+            self._answered(state)
         if self._streams.get(state.stream_id) is state:
             del self._streams[state.stream_id]
             if not state.aborted and self._protocol.pending_data_size(state.stream_id):
@@ -197,3 +206,9 @@ class Router(Driver):
             self._stream_mode = True
             if self._events.full:
                 self._full_queues -= 1
+
+    def _answered(self, state: StreamState) -> None:
+        """Count a stream as answered: it sent, or it no longer will."""
+        if state.unanswered and self._gathering is not None:
+            state.unanswered = False
+            self._gathering.unanswered -= 1

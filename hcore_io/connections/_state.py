@@ -128,6 +128,7 @@ class StreamState:
         "reset_by_peer",
         "reset_code",
         "stream_id",
+        "unanswered",
     )
 
     def __init__(self, stream_id: int, limit: int) -> None:
@@ -152,6 +153,9 @@ class StreamState:
         self.lost = False
         #: The peer opened the stream (this side is the server).
         self.incoming = False
+        #: Accepted on a multiplexed connection and nothing sent on it yet
+        #: (counted by the driver's ``_gathering``).
+        self.unanswered = False
 
     @property
     def finished(self) -> bool:

@@ -17,6 +17,7 @@ from hcore import HCoreError, Headers, LocalProtocolError
 from hcore.events import Event
 from hcore_io._exceptions import NetworkError
 from hcore_io.connections._driver import credit_key, stream_key
+from hcore_io.connections._gathering import JOINABLE_SIZE
 from hcore_io.connections._routing import Router
 from hcore_io.connections._state import StreamState
 from hcore_io.connections._stream import StreamReset
@@ -61,7 +62,9 @@ class StreamOperations(Router):
             raise self._refused(state, exc) from exc
         self._transport.dirty = True
         state.local_ended = state.local_ended or end_stream
-        await self._flush()
+        if state.unanswered:
+            self._answered(state)
+        await self._flush(joinable=True)
         self._forget_if_done(state)
 
     async def _stream_send_data(
@@ -103,7 +106,9 @@ class StreamOperations(Router):
         self._transport.dirty = True
         if state is not None:
             state.local_ended = state.local_ended or end_stream
-        await self._flush()
+            if state.unanswered:
+                self._answered(state)
+        await self._flush(joinable=len(data) <= JOINABLE_SIZE)
         if not protocol.pending_data_size(stream_id):
             if state is not None:
                 self._forget_if_done(state)
@@ -128,7 +133,8 @@ class StreamOperations(Router):
         self._protocol.submit_stream_reset(state.stream_id, code)
         self._transport.dirty = True
         self._mark_reset(state, code)
-        await self._flush()
+        self._answered(state)
+        await self._flush(joinable=True)
 
     def _stream_take(self, state: StreamState) -> Event | None:
         """Take the stream's next event if one is queued and nothing else is due.
@@ -177,6 +183,8 @@ class StreamOperations(Router):
         if state.released:
             return
         state.released = True
+        if state.unanswered:
+            self._answered(state)
         if not state.finished and not self._transport_closed:
             codes = self._protocol.error_codes
             # RFC 9113 §8.1: a server whose response is complete may end the
@@ -200,7 +208,8 @@ class StreamOperations(Router):
         self._release(state)
         if not self._transport_closed:
             try:
-                await self._flush()
+                # At most a reset (small): a gathering writer may send it.
+                await self._flush(joinable=True)
             except NetworkError:
                 pass
         if self._paused:

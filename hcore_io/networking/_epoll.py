@@ -4,7 +4,8 @@
 :class:`~hcore_io.networking.SystemNetworking` offers, with the same
 errors, timeouts, TLS and listeners (both are built on
 :mod:`hcore_io.networking._sockets`), but moves the bytes itself: see
-:mod:`hcore_io.networking._epoll_poller` for the epoll, and
+:mod:`hcore_io.networking._epoll_poller` and
+:mod:`hcore_io.networking._epoll_hosted` for the epoll, and
 :mod:`hcore_io.networking._epoll_streams` and
 :mod:`hcore_io.networking._epoll_udp` for the streams.
 """
@@ -20,7 +21,8 @@ import anyio
 from anyio.abc import ByteStream, SocketListener, UnreliableObjectStream
 
 from hcore import Datagram
-from hcore_io.networking._epoll_poller import current_poller, epoll_available
+from hcore_io.networking._epoll_hosted import current_poller
+from hcore_io.networking._epoll_poller import epoll_available
 from hcore_io.networking._epoll_streams import (
     EpollSocketStream,
     bind_tcp_listeners,

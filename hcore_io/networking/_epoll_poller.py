@@ -1,5 +1,5 @@
-"""The epoll of :class:`~hcore_io.networking.EpollNetworking`, one per event
-loop.
+"""The epoll of :class:`~hcore_io.networking.EpollNetworking` and the
+polling :class:`Poller` (Trio): registrations, edges, whoever waits polls.
 
 Theory of operation: every socket of the backend is registered once, when
 it is made, for ``EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`` and stays
@@ -17,21 +17,22 @@ them, and their edge may have been taken before the read that drained the
 data ahead of them, so once one was seen (``hung_up``) reads never wait.
 
 On Trio, only the epoll descriptor itself is known to the host event loop,
-through :func:`anyio.wait_readable` (asyncio hosts the poller differently;
-see below). There is no dispatcher task: library code has no task group that
-lives as long as the event loop, and a task started in the caller's group
-would keep it from finishing. Instead *whoever waits polls*: the first task
-that needs to wait becomes the poller; it waits for the epoll descriptor,
-reads the ready list with ``epoll.poll(0)`` and wakes each socket's waiter
-through an :class:`anyio.Event`, until its own socket is ready. Other tasks
-that need to wait meanwhile sleep on their event. When the poller leaves
-(its socket ready, or cancelled) and tasks are still asleep, it wakes one of
-them, the *nominee*, which becomes the next poller unless it finds its own
-socket ready, in which case it passes the role on the same way. When nobody
-waits, nobody polls: events queue up in the kernel until the next wait, and
-the streams' first attempts read the data anyway. So a new poller first
-reads what is queued (``epoll.poll(0)``) and asks the host loop to wait only
-if its own socket is still not ready.
+through :func:`anyio.wait_readable` (asyncio hosts the poller differently:
+see :mod:`hcore_io.networking._epoll_hosted`). There is no dispatcher task:
+library code has no task group that lives as long as the event loop, and a
+task started in the caller's group would keep it from finishing. Instead
+*whoever waits polls*: the first task that needs to wait becomes the
+poller; it waits for the epoll descriptor, reads the ready list with
+``epoll.poll(0)`` and wakes each socket's waiter through an
+:class:`anyio.Event`, until its own socket is ready. Other tasks that need
+to wait meanwhile sleep on their event. When the poller leaves (its socket
+ready, or cancelled) and tasks are still asleep, it wakes one of them, the
+*nominee*, which becomes the next poller unless it finds its own socket
+ready, in which case it passes the role on the same way. When nobody waits,
+nobody polls: events queue up in the kernel until the next wait, and the
+streams' first attempts read the data anyway. So a new poller first reads
+what is queued (``epoll.poll(0)``) and asks the host loop to wait only if
+its own socket is still not ready.
 
 The host loop learns that the epoll descriptor is readable through the
 kernel's wake-up of a nested epoll.  Under load, in the full test suite on
@@ -50,26 +51,14 @@ socket, and nothing already queued for the old one is reported again
 raise :exc:`anyio.ClosedResourceError`; if the poller itself was waiting
 for it, an ``eventfd`` registered in the same epoll wakes the poller up.
 
-On asyncio (and uvloop) the host loop can call back instead, so there the
-poller is a :class:`HostedPoller`: the epoll descriptor is registered once
-with ``loop.add_reader`` and the loop itself reads the ready list whenever
-it reports the descriptor readable, between the callbacks it runs anyway. No
-task polls, none is handed the role, and a waiting task sleeps on a bare
-future: a wait costs no system call, no host-loop registration and no timer.
-(AnyIO has no callback registration of its own, so this one place speaks to
-asyncio directly; everything above it stays on AnyIO.) The same bound on a
-lost report holds (a timer, armed while a task waits, reads the ready list
-every :data:`_REARM_INTERVAL` seconds). Trio has no callback registration
-for descriptors, so it keeps the polling task.
-
-One poller exists per event loop (an AnyIO ``RunVar``); its descriptors are
-closed when the loop is gone and the poller is collected, or by
+One poller exists per event loop (see
+:func:`~hcore_io.networking._epoll_hosted.current_poller`); its descriptors
+are closed when the loop is gone and the poller is collected, or by
 :meth:`Poller.close`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import select
@@ -79,13 +68,10 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 import anyio
-from anyio.lowlevel import RunVar
 
 __all__ = (
-    "HostedPoller",
     "Poller",
     "Registration",
-    "current_poller",
     "epoll_available",
 )
 
@@ -373,167 +359,3 @@ class Poller:
 def epoll_available() -> bool:
     """Whether this system has ``select.epoll`` (Linux)."""
     return _EPOLL
-
-
-class _Wakeup(asyncio.Future[None]):
-    """A bare asyncio future a :class:`HostedPoller` waiter sleeps on."""
-
-    def set(self) -> None:
-        if not self.done():
-            self.set_result(None)
-
-
-class _ReadWakeup(asyncio.Future[None]):
-    """The future a read waits on, awaited as it is (no coroutine frame).
-
-    It does what :meth:`HostedPoller._wait` does around its wait: it counts
-    itself among the waiters while pending, and its read raises
-    :exc:`anyio.ClosedResourceError` if the socket was closed.
-    """
-
-    __slots__ = ("_poller", "_registration")
-
-    def __init__(
-        self,
-        poller: HostedPoller,
-        registration: Registration,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        super().__init__(loop=loop)
-        self._poller = poller
-        self._registration = registration
-
-    def set(self) -> None:
-        # Called by _wake, which set readable (or closed) and dropped the
-        # registration's reference to this waiter.
-        if self.done():
-            return
-        self._poller._waiting -= 1
-        if self._registration.closed:
-            self.set_exception(anyio.ClosedResourceError())
-        else:
-            self.set_result(None)
-
-    def cancel(self, msg: object = None) -> bool:
-        # Called by the task's cancellation while it waits on this.
-        if self.done():
-            return False
-        self._poller._waiting -= 1
-        registration = self._registration
-        if registration.read_waiter is self:
-            registration.read_waiter = None
-        return super().cancel(msg)
-
-
-class HostedPoller(Poller):
-    """The poller on asyncio: the host loop reads the ready list by callback.
-
-    See the theory of operation.  The loop holds the callback (and so the
-    poller) until :meth:`close` or until the loop is closed.
-
-    :param loop: the running asyncio event loop.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        # Weak: the loop's RunVar table holds the poller by a weak key on
-        # the loop, so the poller must not keep the loop alive.
-        self._loop_ref = weakref.ref(loop)
-        # Tasks asleep in _wait, for the re-arm timer to know it is wanted.
-        self._waiting = 0
-        self._rearm: asyncio.TimerHandle | None = None
-        loop.add_reader(self._epoll.fileno(), self._on_readable)
-
-    def close(self) -> None:
-        """Leave the host loop, then close the descriptors."""
-        loop = self._loop_ref()
-        if loop is not None and not loop.is_closed() and not self._epoll.closed:
-            loop.remove_reader(self._epoll.fileno())
-        if self._rearm is not None:
-            self._rearm.cancel()
-            self._rearm = None
-        super().close()
-
-    def _on_readable(self) -> None:
-        self._dispatch()
-
-    def _on_rearm(self) -> None:
-        self._rearm = None
-        if self._epoll.closed:
-            return
-        found = self._dispatch()
-        if found:
-            # Usually events that came in the same loop round; a lost
-            # report otherwise.
-            _logger.debug("epoll: %d events read on a re-arm", found)
-        if self._waiting:
-            loop = asyncio.get_running_loop()
-            self._rearm = loop.call_later(_REARM_INTERVAL, self._on_rearm)
-
-    def wait_readable(self, registration: Registration) -> Awaitable[None]:
-        """Wait for a reading edge: the future itself (see :class:`_ReadWakeup`).
-
-        A connection waits here for as long as it is idle: a bare future
-        keeps no coroutine frame.
-        """
-        if registration.read_waiter is not None:
-            raise anyio.BusyResourceError("reading from")
-        registration.readable = False
-        loop = asyncio.get_running_loop()
-        waiter = _ReadWakeup(self, registration, loop)
-        self._waiting += 1
-        if registration.closed:
-            waiter.set()
-            return waiter
-        registration.read_waiter = waiter
-        if self._rearm is None:
-            self._rearm = loop.call_later(_REARM_INTERVAL, self._on_rearm)
-        return waiter
-
-    async def _wait(self, registration: Registration, *, writing: bool) -> None:
-        loop = asyncio.get_running_loop()
-        # Each round is one wake-up: an edge, or a close.
-        while not registration.closed and not (
-            registration.writable if writing else registration.readable
-        ):
-            waiter = _Wakeup(loop=loop)
-            if writing:
-                registration.write_waiter = waiter
-            else:
-                registration.read_waiter = waiter
-            if self._rearm is None:
-                self._rearm = loop.call_later(_REARM_INTERVAL, self._on_rearm)
-            self._waiting += 1
-            try:
-                await waiter
-            finally:
-                self._waiting -= 1
-                if writing:
-                    if registration.write_waiter is waiter:
-                        registration.write_waiter = None
-                elif registration.read_waiter is waiter:
-                    registration.read_waiter = None
-        if registration.closed:
-            raise anyio.ClosedResourceError
-
-
-_current_poller: RunVar[Poller] = RunVar("hcore_io_epoll_poller")
-
-
-def current_poller() -> Poller:
-    """The poller of the running event loop, made on first use.
-
-    A :class:`HostedPoller` on asyncio, a polling :class:`Poller` elsewhere.
-
-    :raises RuntimeError: no event loop is running.
-    """
-    poller = _current_poller.get(None)
-    if poller is None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            poller = Poller()
-        else:
-            poller = HostedPoller(loop)
-        _current_poller.set(poller)
-    return poller

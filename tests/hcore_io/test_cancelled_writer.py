@@ -35,7 +35,7 @@ from hcore_io.connections import (
     HTTPConnection,
     HTTPOverTCPOpener,
     HTTPStream,
-    _transports,
+    _tcp_transport,
 )
 
 from .conftest import SocketBackend
@@ -252,7 +252,7 @@ async def test_http2_cancelled_writer_resets_only_its_stream(
     client_tls_config: ClientTLSConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_transports, "_WRITE_GRACE", _LONG_GRACE)
+    monkeypatch.setattr(_tcp_transport, "_WRITE_GRACE", _LONG_GRACE)
     peer = H2Peer()
     opener = HTTPOverTCPOpener(
         HTTP2ClientFactory(), networking=networking, tls_config=client_tls_config
@@ -304,7 +304,7 @@ async def test_http2_grace_expiring_breaks_only_that_connection(
     client_tls_config: ClientTLSConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_transports, "_WRITE_GRACE", 0.3)
+    monkeypatch.setattr(_tcp_transport, "_WRITE_GRACE", 0.3)
     peer = H2Peer()
     opener = HTTPOverTCPOpener(
         HTTP2ClientFactory(), networking=networking, tls_config=client_tls_config
@@ -411,7 +411,7 @@ async def test_http1_cancelled_writer_closes_its_connection_cleanly(
     client_tls_config: ClientTLSConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_transports, "_WRITE_GRACE", _LONG_GRACE)
+    monkeypatch.setattr(_tcp_transport, "_WRITE_GRACE", _LONG_GRACE)
     peer = H1Peer()
     opener = HTTPOverTCPOpener(
         HTTP1ClientFactory(), networking=networking, tls_config=client_tls_config
@@ -455,7 +455,7 @@ async def test_http2_rest_failing_breaks_the_connection(
     client_tls_config: ClientTLSConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_transports, "_WRITE_GRACE", _LONG_GRACE)
+    monkeypatch.setattr(_tcp_transport, "_WRITE_GRACE", _LONG_GRACE)
     peer = H2Peer(abort=True)
     opener = HTTPOverTCPOpener(
         HTTP2ClientFactory(), networking=networking, tls_config=client_tls_config

@@ -18,7 +18,7 @@ from anyio.abc import ByteStream
 
 from hcore.protocols.http1 import HTTP1ClientFactory
 from hcore_io.connections import HTTPConnection
-from hcore_io.connections._transports import TCPTransport
+from hcore_io.connections._tcp_transport import TCPTransport
 from hcore_io.connections._waiters import WriteLock
 
 from .connection_helpers import request_headers

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 import anyio
 import pytest
 
-from hcore_io.networking._epoll_poller import HostedPoller, Poller, current_poller
+from hcore_io.networking._epoll_hosted import HostedPoller, current_poller
+from hcore_io.networking._epoll_poller import Poller
 from hcore_io.networking._epoll_streams import EpollSocketStream
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,8 @@ from hcore import Datagram
 from hcore_io import ConnectError
 from hcore_io.networking import EpollNetworking
 from hcore_io.networking import _epoll as epoll_module
-from hcore_io.networking._epoll_poller import Poller, current_poller
+from hcore_io.networking._epoll_hosted import current_poller
+from hcore_io.networking._epoll_poller import Poller
 from hcore_io.networking._epoll_streams import EpollSocketStream, socket_address
 from hcore_io.networking._epoll_udp import EpollUDPSocket, bind_udp_socket
 
