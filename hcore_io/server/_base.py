@@ -6,15 +6,18 @@ Theory of operation
 (an ``https`` endpoint is a TLS listener for HTTP/1.1 and HTTP/2 and a QUIC
 listener for HTTP/3 on the same port number) and serves until
 :meth:`HTTPServer.shutdown`.  Each accepted connection runs in a task of
-its own:
+its own (a plain asyncio task on asyncio: see
+``hcore_io.networking._connection_tasks``):
 
 * HTTP/1.1 handles its exchanges one after the other in that task: no task
   per request.  The first request's head must arrive within
   ``request_header_timeout``, each next one within ``keep_alive_timeout``.
-* HTTP/2 and HTTP/3 accept streams in that task and run each in a task of
-  the connection's task group; more than ``max_concurrent_streams`` at once
-  are refused (``REFUSED_STREAM``, safe to retry).  A connection with no
-  stream in flight for ``keep_alive_timeout`` is closed (GOAWAY).
+* HTTP/2 and HTTP/3 accept streams in that task and run each on a worker
+  task of the connection (``_stream_workers``: an idle worker takes the
+  next stream, a new one starts only when all are busy); more than
+  ``max_concurrent_streams`` at once are refused (``REFUSED_STREAM``, safe
+  to retry).  A connection with no stream in flight for
+  ``keep_alive_timeout`` is closed (GOAWAY).
 
 Listening and accepting are the public listeners' of
 :mod:`hcore_io.connections` (:class:`~hcore_io.connections.HTTPOverTCPListener`

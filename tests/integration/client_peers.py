@@ -94,6 +94,18 @@ class Nginx:
                 found.add(fields[1])
         return found
 
+    def requests(self, port: int) -> int:
+        """How many requests are logged for ``port`` so far.
+
+        nginx logs a request after sending its response, so a client that
+        has its answer may still be ahead of the log by a moment.
+        """
+        return sum(
+            1
+            for line in self.access_log.read_text().splitlines()
+            if line.split()[:1] == [str(port)]
+        )
+
     def protocols(self, port: int) -> set[str]:
         """The protocols (``HTTP/1.1``, ``HTTP/2.0``) logged for ``port``."""
         return {

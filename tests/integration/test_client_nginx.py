@@ -88,6 +88,7 @@ async def test_idle_connection_closed_by_nginx_is_not_reused(
 ) -> None:
     url = f"http://127.0.0.1:{nginx.short_keepalive_port}/small.txt"
     before = nginx.connections(nginx.short_keepalive_port)
+    logged = nginx.requests(nginx.short_keepalive_port)
     async with Client(
         tls_config=client_tls_config, retries=0, networking=networking
     ) as client:
@@ -96,6 +97,11 @@ async def test_idle_connection_closed_by_nginx_is_not_reused(
         assert (await client.get(url)).content == b"small\n"
         (connection,) = client.pool.metrics.connections
         assert connection.errors == 0
+    # nginx logs a request just after answering it: wait (bounded) for both.
+    for _ in range(100):
+        if nginx.requests(nginx.short_keepalive_port) >= logged + 2:
+            break
+        await anyio.sleep(0.05)
     assert len(nginx.connections(nginx.short_keepalive_port) - before) == 2
 
 
