@@ -244,6 +244,12 @@ def test_request_content_in_pieces_after_the_response() -> None:
 
 # -- responses ----------------------------------------------------------------------
 
+
+def _head_only(*fields: tuple[bytes, bytes], end: bool) -> tuple[bytes, list[Step]]:
+    """A GET answered by a 200 head with ``fields`` and nothing after it."""
+    return GET, [("headers", [(b":status", b"200"), *fields], end)]
+
+
 #: name: (request, steps after it)
 RESPONSES: dict[str, tuple[bytes, list[Step]]] = {
     "length": (GET, [("headers", OK, False), ("data", b"ok", True)]),
@@ -257,31 +263,11 @@ RESPONSES: dict[str, tuple[bytes, list[Step]]] = {
             ("data", b"", True),
         ],
     ),
-    "length with zeros": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"content-length", b"02")], False)],
-    ),
-    "huge length": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"content-length", b"9" * 20)], False)],
-    ),
-    "length list": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"content-length", b"2, 2")], False)],
-    ),
-    "two lengths": (
-        GET,
-        [
-            (
-                "headers",
-                [
-                    (b":status", b"200"),
-                    (b"content-length", b"2"),
-                    (b"Content-Length", b"2"),
-                ],
-                False,
-            ),
-        ],
+    "length with zeros": _head_only((b"content-length", b"02"), end=False),
+    "huge length": _head_only((b"content-length", b"9" * 20), end=False),
+    "length list": _head_only((b"content-length", b"2, 2"), end=False),
+    "two lengths": _head_only(
+        (b"content-length", b"2"), (b"Content-Length", b"2"), end=False
     ),
     "chunked": (
         GET,
@@ -307,37 +293,14 @@ RESPONSES: dict[str, tuple[bytes, list[Step]]] = {
             ("data", b"abc", True),
         ],
     ),
-    "two codings": (
-        GET,
-        [
-            (
-                "headers",
-                [
-                    (b":status", b"200"),
-                    (b"transfer-encoding", b"chunked"),
-                    (b"transfer-encoding", b"chunked"),
-                ],
-                False,
-            ),
-        ],
+    "two codings": _head_only(
+        (b"transfer-encoding", b"chunked"),
+        (b"transfer-encoding", b"chunked"),
+        end=False,
     ),
-    "gzip coding": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"transfer-encoding", b"gzip")], False)],
-    ),
-    "length and coding": (
-        GET,
-        [
-            (
-                "headers",
-                [
-                    (b":status", b"200"),
-                    (b"content-length", b"1"),
-                    (b"transfer-encoding", b"chunked"),
-                ],
-                False,
-            ),
-        ],
+    "gzip coding": _head_only((b"transfer-encoding", b"gzip"), end=False),
+    "length and coding": _head_only(
+        (b"content-length", b"1"), (b"transfer-encoding", b"chunked"), end=False
     ),
     "trailers": (
         GET,
@@ -357,39 +320,15 @@ RESPONSES: dict[str, tuple[bytes, list[Step]]] = {
         GET,
         [("headers", [(b":status", b"304"), (b"transfer-encoding", b"chunked")], True)],
     ),
-    "upper-case names": (
-        GET,
-        [
-            (
-                "headers",
-                [(b":status", b"200"), (b"Content-Type", b"a/b"), (b"X-Y", b"")],
-                True,
-            ),
-        ],
-    ),
-    "Host in a response": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"x", b"1"), (b"host", b"h")], True)],
-    ),
-    "keeps alive": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"connection", b"keep-alive")], True)],
-    ),
-    "closes": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"Connection", b"Close")], True)],
-    ),
-    "closes among options": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"connection", b"x, close")], True)],
-    ),
+    "upper-case names": _head_only((b"Content-Type", b"a/b"), (b"X-Y", b""), end=True),
+    "Host in a response": _head_only((b"x", b"1"), (b"host", b"h"), end=True),
+    "keeps alive": _head_only((b"connection", b"keep-alive"), end=True),
+    "closes": _head_only((b"Connection", b"Close"), end=True),
+    "closes among options": _head_only((b"connection", b"x, close"), end=True),
     "closing side": (GET, [("close",), ("headers", OK, False), ("data", b"ok", True)]),
-    "bad name": (GET, [("headers", [(b":status", b"200"), (b"a b", b"v")], True)]),
-    "bad value": (GET, [("headers", [(b":status", b"200"), (b"a", b"x\r\ny")], True)]),
-    "value with spaces around": (
-        GET,
-        [("headers", [(b":status", b"200"), (b"a", b" x")], True)],
-    ),
+    "bad name": _head_only((b"a b", b"v"), end=True),
+    "bad value": _head_only((b"a", b"x\r\ny"), end=True),
+    "value with spaces around": _head_only((b"a", b" x"), end=True),
     "text fields": (
         GET,
         [("headers", cast(Fields, [(b":status", b"200"), ("x-a", "b")]), True)],

@@ -8,22 +8,25 @@ over both socket backends; the server's stream counts the writes it is given.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
-import anyio.lowlevel
 import pytest
-from anyio.abc import ByteStream, SocketAttribute
 
-from hcore.events import DataReceived, HeadersReceived
 from hcore.protocols.http2 import HTTP2ClientFactory, HTTP2ServerFactory
 from hcore_io.connections import HTTPConnection, HTTPStream
 from hcore_io.connections._gathering import Gathering
 from hcore_io.connections._tcp_transport import TCPTransport
 
 from .conftest import SocketBackend
+from .stream_doubles import (
+    CountingStream,
+    RecordingStream,
+    ReportingRecordingStream,
+    counted_pair,
+    read_all,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -36,84 +39,15 @@ _REQUEST = (
 _HEAD = ((b":status", b"200"), (b"content-length", b"2"))
 
 
-class _CountingStream(ByteStream):
-    """A byte stream that counts the writes made on it."""
-
-    def __init__(self, inner: ByteStream) -> None:
-        self._inner = inner
-        self.sends = 0
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        return await self._inner.receive(max_bytes)
-
-    async def send(self, item: bytes) -> None:
-        self.sends += 1
-        await self._inner.send(item)
-
-    async def send_eof(self) -> None:
-        await self._inner.send_eof()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        return self._inner.extra_attributes
-
-
-class _ReportingCountingStream(_CountingStream):
-    """As :class:`_CountingStream`, passing on what a cancelled send left (epoll's)."""
-
-    @property
-    def unsent(self) -> bytes | memoryview:
-        return self._inner.unsent  # type: ignore[attr-defined,no-any-return]
-
-    @unsent.setter
-    def unsent(self, value: bytes | memoryview) -> None:
-        self._inner.unsent = value  # type: ignore[attr-defined]
-
-
 @asynccontextmanager
 async def _pair(
     networking: SocketBackend,
-) -> AsyncIterator[tuple[HTTPConnection, HTTPConnection, _CountingStream]]:
+) -> AsyncIterator[tuple[HTTPConnection, HTTPConnection, CountingStream]]:
     """An HTTP/2 client connection and the server connection it is connected to."""
-    listener = await networking.listen_tcp(("127.0.0.1", 0))
-    address = listener.extra(SocketAttribute.local_address)
-    assert isinstance(address, tuple)
-    send, receive = anyio.create_memory_object_stream[ByteStream](1)
-    done = anyio.Event()
-
-    async def handle(stream: ByteStream) -> None:
-        await send.send(stream)
-        # The stream stays the test's until it is over.
-        await done.wait()
-
-    async with anyio.create_task_group() as serving:
-        serving.start_soon(listener.serve, handle)
-        client_stream = await networking.connect_tcp(("127.0.0.1", address[1]))
-        inner = await receive.receive()
-        counting = (
-            _ReportingCountingStream(inner)
-            if hasattr(inner, "unsent")
-            else _CountingStream(inner)
-        )
-        server = HTTPConnection(HTTP2ServerFactory()(), counting)
-        client = HTTPConnection(HTTP2ClientFactory()(), client_stream)
-        try:
-            async with anyio.create_task_group() as group:
-                # Both prefaces cross before either side can go on.
-                group.start_soon(server.open)
-                await client.open()
-            yield client, server, counting
-        finally:
-            await client.aclose()
-            await server.aclose()
-            done.set()
-            await listener.aclose()
-            serving.cancel_scope.cancel()
-            send.close()
-            receive.close()
+    async with counted_pair(
+        HTTP2ServerFactory(), HTTP2ClientFactory(), networking, pass_unsent=True
+    ) as pair:
+        yield pair
 
 
 async def _accept(
@@ -133,14 +67,7 @@ async def _accept(
 
 
 async def _body(stream: HTTPStream) -> bytes:
-    head: HeadersReceived | None = None
-    body = b""
-    async for event in stream:
-        if isinstance(event, HeadersReceived):
-            head = event
-        elif isinstance(event, DataReceived):
-            body += event.data
-    assert head is not None
+    head, body = await read_all(stream)
     assert (b":status", b"200") in head.headers
     return body
 
@@ -225,51 +152,13 @@ async def test_a_gathering_writer_cancelled_still_sends_what_joined(
             await third.aclose()
 
 
-class _RecordingStream(ByteStream):
-    """Records what it sends; a send raises a pending cancellation first."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    async def send(self, item: bytes) -> None:
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        self.sent.append(item)
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        await anyio.sleep_forever()
-        raise AssertionError("not reached")
-
-    async def send_eof(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        return {}
-
-
-class _ReportingRecordingStream(_RecordingStream):
-    """As :class:`_RecordingStream`, telling what an interrupted send left."""
-
-    unsent: bytes | memoryview = b""
-
-    async def send(self, item: bytes) -> None:
-        try:
-            await super().send(item)
-        except BaseException:
-            self.unsent = item
-            raise
-
-
 @pytest.mark.parametrize("reports", [True, False], ids=["reports", "anyio"])
 async def test_what_joined_is_sent_though_the_writer_is_cancelled(
     reports: bool,
 ) -> None:
     # No sockets: the stream is scripted.  The writer's own send raised its
     # cancellation before writing; what it owes is written, shielded.
-    stream = _ReportingRecordingStream() if reports else _RecordingStream()
+    stream = ReportingRecordingStream() if reports else RecordingStream()
     protocol = HTTP2ClientFactory()()
     protocol.submit_headers(1, _REQUEST, end_stream=True)
     transport = TCPTransport(protocol, stream)

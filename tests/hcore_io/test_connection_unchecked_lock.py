@@ -8,13 +8,8 @@ on one that cannot (AnyIO's).  No sockets; asyncio and Trio.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
 import anyio
-import anyio.lowlevel
 import pytest
-from anyio.abc import ByteStream
 
 from hcore.protocols.http1 import HTTP1ClientFactory
 from hcore_io.connections import HTTPConnection
@@ -22,51 +17,14 @@ from hcore_io.connections._tcp_transport import TCPTransport
 from hcore_io.connections._waiters import WriteLock
 
 from .connection_helpers import request_headers
+from .stream_doubles import RecordingStream, ReportingRecordingStream
 
 pytestmark = pytest.mark.anyio
 
 
-class _Stream(ByteStream):
-    """Records what it sends; a send raises a pending cancellation first."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    async def send(self, item: bytes) -> None:
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        self.sent.append(item)
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        await anyio.sleep_forever()
-        raise AssertionError("not reached")
-
-    async def send_eof(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        return {}
-
-
-class _ReportingStream(_Stream):
-    """As :class:`_Stream`, telling what an interrupted send left (epoll's way)."""
-
-    unsent: bytes | memoryview = b""
-
-    async def send(self, item: bytes) -> None:
-        try:
-            await super().send(item)
-        except BaseException:
-            self.unsent = item
-            raise
-
-
 @pytest.mark.parametrize("reports", [True, False], ids=["reports", "anyio"])
 async def test_a_cancelled_first_write_leaves_its_bytes_queued(reports: bool) -> None:
-    stream = _ReportingStream() if reports else _Stream()
+    stream = ReportingRecordingStream() if reports else RecordingStream()
     protocol = HTTP1ClientFactory()()
     protocol.submit_headers(1, request_headers("GET", "/"), end_stream=True)
     transport = TCPTransport(protocol, stream)
@@ -89,7 +47,7 @@ async def test_a_cancelled_first_write_leaves_its_bytes_queued(reports: bool) ->
 async def test_a_cancelled_sender_leaves_the_lock_free_and_the_bytes_queued(
     reports: bool,
 ) -> None:
-    stream = _ReportingStream() if reports else _Stream()
+    stream = ReportingRecordingStream() if reports else RecordingStream()
     connection = HTTPConnection(HTTP1ClientFactory()(), stream)
     with anyio.CancelScope() as scope:
         scope.cancel()

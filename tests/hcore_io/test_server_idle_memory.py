@@ -13,7 +13,8 @@ import gc
 import socket
 import sys
 import tracemalloc
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -110,9 +111,14 @@ async def _settle(server: ASGIServer, expected: int) -> None:
     await anyio.sleep(0.1)
 
 
-async def test_idle_connection_memory_is_bounded(
-    networking: SocketBackend, anyio_backend: str
-) -> None:
+@asynccontextmanager
+async def _serving(
+    networking: SocketBackend,
+) -> AsyncIterator[tuple[ASGIServer, int]]:
+    """An HTTP/1.1-only server with a long keep-alive, and its port.
+
+    The server is shut down when the block ends without an error.
+    """
     server = ASGIServer(
         _app,
         networking=networking,
@@ -123,7 +129,14 @@ async def test_idle_connection_memory_is_bounded(
     )
     async with anyio.create_task_group() as group:
         endpoints = await group.start(server.serve, ["http://127.0.0.1:0"])
-        port = endpoints[0].port
+        yield server, endpoints[0].port
+        await server.shutdown(1)
+
+
+async def test_idle_connection_memory_is_bounded(
+    networking: SocketBackend, anyio_backend: str
+) -> None:
+    async with _serving(networking) as (server, port):
         # Warm up: first-use allocations (poller, caches) are not per connection.
         warm = await anyio.to_thread.run_sync(_open_idle, port, 5)
         await _settle(server, 5)
@@ -144,24 +157,13 @@ async def test_idle_connection_memory_is_bounded(
         if sys.gettrace() is not None:
             bound = int(bound * _TRACED_FACTOR)
         assert 0 < per_connection < bound, per_connection
-        await server.shutdown(1)
 
 
 async def test_idle_connection_keeps_no_anyio_task_handle_on_asyncio(
     networking: SocketBackend, anyio_backend: str
 ) -> None:
     """On asyncio a connection's task is a plain task (see _connection_tasks)."""
-    server = ASGIServer(
-        _app,
-        networking=networking,
-        http2=False,
-        http3=False,
-        lifespan="off",
-        keep_alive_timeout=60,
-    )
-    async with anyio.create_task_group() as group:
-        endpoints = await group.start(server.serve, ["http://127.0.0.1:0"])
-        port = endpoints[0].port
+    async with _serving(networking) as (server, port):
         handles_before = _count(TaskHandle)
         scopes_before = _count(anyio.CancelScope)
         sockets = await anyio.to_thread.run_sync(_open_idle, port, 10)
@@ -177,4 +179,3 @@ async def test_idle_connection_keeps_no_anyio_task_handle_on_asyncio(
         # The task's scope and the read's: none for the wait between
         # requests (serve_sequential keeps none, the read timer lends its).
         assert scopes <= 2 * 10 + 3, scopes
-        await server.shutdown(1)

@@ -119,6 +119,24 @@ class _Connection:
     http_version = "2"
 
 
+def _state() -> ConnectionState:
+    """The state of an HTTP/2 connection with no stream yet."""
+    return ConnectionState(cast(HTTPConnection, _Connection()))
+
+
+def _hand(workers: StreamWorkers, state: ConnectionState, number: int) -> None:
+    """Hand stream ``number`` to the workers, counted active as a connection does."""
+    state.active += 1
+    workers.run(cast(HTTPStream, number))
+
+
+async def _one_idle(workers: StreamWorkers, state: ConnectionState) -> None:
+    """Run stream 0 and let its worker go idle."""
+    _hand(workers, state, 0)
+    await anyio.sleep(0.01)
+    assert len(workers._idle) == 1
+
+
 async def test_a_worker_takes_the_next_stream_and_surplus_workers_end() -> None:
     ran: list[int] = []
     release = anyio.Event()
@@ -129,7 +147,7 @@ async def test_a_worker_takes_the_next_stream_and_surplus_workers_end() -> None:
             await release.wait()
         ran.append(number)
 
-    state = ConnectionState(cast(HTTPConnection, _Connection()))
+    state = _state()
     async with anyio.create_task_group() as group:
         counting = _Counting(group)
         workers = StreamWorkers(
@@ -137,16 +155,14 @@ async def test_a_worker_takes_the_next_stream_and_surplus_workers_end() -> None:
         )
         # One after the other: one worker for all.
         for number in range(3):
-            state.active += 1
-            workers.run(cast(HTTPStream, number))
+            _hand(workers, state, number)
             await anyio.sleep(0.01)
         assert ran == [0, 1, 2]
         assert counting.started == 1
         assert state.active == 0
         # Four at once: the idle one and three more; two stay idle after.
         for number in range(10, 14):
-            state.active += 1
-            workers.run(cast(HTTPStream, number))
+            _hand(workers, state, number)
         await anyio.sleep(0.01)
         assert counting.started == 4
         release.set()
@@ -169,15 +185,14 @@ async def test_streams_in_flight_together_each_get_a_worker() -> None:
             everyone.set()
         await everyone.wait()
 
-    state = ConnectionState(cast(HTTPConnection, _Connection()))
+    state = _state()
     async with anyio.create_task_group() as group:
         counting = _Counting(group)
         workers = StreamWorkers(
             cast(TaskGroup, counting), state, run_stream, 5.0, max_idle=4
         )
         for number in range(3):
-            state.active += 1
-            workers.run(cast(HTTPStream, number))
+            _hand(workers, state, number)
         assert counting.started == 3
         with anyio.fail_after(5):
             await everyone.wait()
@@ -198,12 +213,11 @@ async def test_streams_handed_over_meet_a_cancellation_as_new_tasks_would() -> N
             cancelled.append(cast(int, stream))
             raise
 
-    state = ConnectionState(cast(HTTPConnection, _Connection()))
+    state = _state()
     async with anyio.create_task_group() as group:
         workers = StreamWorkers(group, state, run_stream, 5.0, max_idle=4)
         for number in range(3):
-            state.active += 1
-            workers.run(cast(HTTPStream, number))
+            _hand(workers, state, number)
         group.cancel_scope.cancel()
     assert sorted(started) == sorted(cancelled) == [0, 1, 2]
     assert state.active == 0
@@ -219,17 +233,13 @@ async def test_a_stream_handed_to_an_idle_worker_as_it_is_cancelled_runs() -> No
         # (Stream 1 ends without a checkpoint: its worker then raises the
         # cancellation itself.)
 
-    state = ConnectionState(cast(HTTPConnection, _Connection()))
+    state = _state()
     async with anyio.create_task_group() as group:
         workers = StreamWorkers(group, state, run_stream, 5.0, max_idle=4)
-        state.active += 1
-        workers.run(cast(HTTPStream, 0))
-        await anyio.sleep(0.01)
-        assert len(workers._idle) == 1
+        await _one_idle(workers, state)
         # The idle worker is cancelled and handed a stream at once.
         group.cancel_scope.cancel()
-        state.active += 1
-        workers.run(cast(HTTPStream, 1))
+        _hand(workers, state, 1)
     assert started == [0, 1]
     assert state.active == 0
 
@@ -238,13 +248,10 @@ async def test_idle_workers_end_when_cancelled() -> None:
     async def run_stream(stream: HTTPStream) -> None:
         await anyio.lowlevel.checkpoint()
 
-    state = ConnectionState(cast(HTTPConnection, _Connection()))
+    state = _state()
     async with anyio.create_task_group() as group:
         workers = StreamWorkers(group, state, run_stream, 5.0, max_idle=4)
-        state.active += 1
-        workers.run(cast(HTTPStream, 0))
-        await anyio.sleep(0.01)
-        assert len(workers._idle) == 1
+        await _one_idle(workers, state)
         group.cancel_scope.cancel()
     assert workers._idle == []
 
@@ -293,18 +300,14 @@ async def test_close_sends_idle_workers_away() -> None:
     async def run_stream(stream: HTTPStream) -> None:
         ended.append(cast(int, stream))
 
-    state = ConnectionState(cast(HTTPConnection, _Connection()))
+    state = _state()
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             workers = StreamWorkers(group, state, run_stream, 5.0, max_idle=4)
-            state.active += 1
-            workers.run(cast(HTTPStream, 0))
-            await anyio.sleep(0.01)
-            assert len(workers._idle) == 1
+            await _one_idle(workers, state)
             workers.close()
             # A stream after the close is still run (then its worker ends).
-            state.active += 1
-            workers.run(cast(HTTPStream, 1))
+            _hand(workers, state, 1)
         # The task group ended on its own: no worker waits any more.
     assert ended == [0, 1]
     assert state.active == 0

@@ -85,9 +85,11 @@ __all__ = (
     "WrittenHead",
     "buffer_empty",
     "commit_response",
+    "consume",
     "end_message",
     "end_request",
-    "head_search_start",
+    "head_lines",
+    "incoming_fields",
     "response_head",
     "send_data",
     "start_next_cycle",
@@ -124,6 +126,9 @@ _REQUEST_SPECIAL = frozenset(
 _RESPONSE_SPECIAL = frozenset(
     {b"host", b"content-length", b"connection", b"transfer-encoding"}
 )
+#: What :func:`incoming_fields` returns: the fields (names lower-case), the
+#: Content-Length (-1 without one) and the number of Host fields.
+IncomingFields = tuple[list[tuple[bytes, bytes]], int, int]
 #: Field names already found valid (bounded).
 GOOD_NAMES: set[bytes] = set()
 #: Response fields found valid and of no concern to the framing, with the
@@ -157,15 +162,36 @@ def valid_field(name: bytes, value: bytes) -> bool:
     return _field_value_re.fullmatch(value) is not None
 
 
-def head_search_start(buffer: ReceiveBuffer) -> int:
-    """Where a CRLF CRLF ending a head may start in ``buffer``.
+def head_lines(buffer: ReceiveBuffer) -> tuple[int, list[bytearray]] | None:
+    """Find a complete head in ``buffer`` and split it into its CRLF lines.
 
     h11 remembers how far it searched for the end of a head without
     finding one (``_multiple_lines_search``); no CRLF CRLF starts more than
     a few bytes before that, so a head sent a byte at a time is searched
-    once over, not once per byte.
+    once over, not once per byte.  h11 splits at the first LF LF or LF CR
+    LF and on every LF; the lines here, split on CRLF, are the same ones
+    unless some line holds a lone LF or CR, which none of h11's line
+    patterns matches.
+
+    :return: where the head's CRLF CRLF starts and the head's lines, or
+        ``None`` while the head is not complete.
     """
-    return max(0, buffer._multiple_lines_search - 3)
+    data = buffer._data
+    end = data.find(b"\r\n\r\n", max(0, buffer._multiple_lines_search - 3))
+    if end < 0:
+        return None
+    return end, data[:end].split(b"\r\n")
+
+
+def consume(buffer: ReceiveBuffer, count: int) -> None:
+    """Drop the first ``count`` received bytes, as h11's buffer would.
+
+    What ``ReceiveBuffer.maybe_extract_lines`` and ``maybe_extract_at_most``
+    do once they take bytes: the searches start again from the beginning.
+    """
+    del buffer._data[:count]
+    buffer._next_line_search = 0
+    buffer._multiple_lines_search = 0
 
 
 def buffer_empty(conn: h11.Connection) -> bool:
@@ -174,6 +200,45 @@ def buffer_empty(conn: h11.Connection) -> bool:
     ``trailing_data == (b"", False)`` without copying the buffer.
     """
     return not conn._receive_buffer._data and not conn._receive_buffer_closed
+
+
+def incoming_fields(
+    lines: list[bytearray], special: frozenset[bytes]
+) -> IncomingFields | None:
+    """Parse a received head's field lines as h11's reader would, if plain.
+
+    Plain: every line matches ``header_field_re``, at most one
+    ``Content-Length`` (digits only) and, of the other names in
+    ``special``, only Host and a Connection without ``close``.
+
+    :param lines: the head's lines (the first, the start line, is skipped).
+    :param special: the names looked at.
+    :return: the fields (names lower-case), the Content-Length (-1 without
+        one) and how many Host fields came, or ``None``.
+    """
+    fields: list[tuple[bytes, bytes]] = []
+    hosts = 0
+    length = -1
+    for line in lines[1:]:
+        # A folded line (RFC 9112 §5.2) starts with whitespace and does not
+        # match: h11 unfolds it.
+        field = header_field_re.fullmatch(line)
+        if field is None:
+            return None
+        name, value = field.group("field_name", "field_value")
+        name = name.lower()
+        if name in special:
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length":
+                if length >= 0 or not LENGTH.fullmatch(value):
+                    return None
+                length = int(value)
+            elif name != b"connection" or b"close" in value.lower():
+                # Transfer-Encoding, Upgrade, Expect, Connection: close.
+                return None
+        fields.append((name, value))
+    return fields, length, hosts
 
 
 def take_request(conn: h11.Connection) -> RequestHead | None:
@@ -196,49 +261,24 @@ def take_request(conn: h11.Connection) -> RequestHead | None:
     ):
         return None
     buffer = conn._receive_buffer
-    data = buffer._data
-    end = data.find(b"\r\n\r\n", head_search_start(buffer))
-    if end < 0:
+    head = head_lines(buffer)
+    if head is None:
         return None
-    # h11 splits at the first LF LF or LF CR LF and on every LF; the lines
-    # here, split on CRLF, are the same ones unless some line holds a lone
-    # LF or CR, which none of h11's line patterns matches.
-    lines = data[:end].split(b"\r\n")
+    end, lines = head
     match = request_line_re.fullmatch(lines[0])
     if match is None:
         return None
     method, target, version = match.group("method", "target", "http_version")
     if version != b"1.1" or method == b"CONNECT":
         return None
-    fields: list[tuple[bytes, bytes]] = []
-    hosts = 0
-    length = -1
-    for line in lines[1:]:
-        # A folded line (RFC 9112 §5.2) starts with whitespace and does not
-        # match: h11 unfolds it.
-        field = header_field_re.fullmatch(line)
-        if field is None:
-            return None
-        name, value = field.group("field_name", "field_value")
-        name = name.lower()
-        if name in _REQUEST_SPECIAL:
-            if name == b"host":
-                hosts += 1
-            elif name == b"content-length":
-                if length >= 0 or not LENGTH.fullmatch(value):
-                    return None
-                length = int(value)
-            elif name != b"connection" or b"close" in value.lower():
-                # Transfer-Encoding, Upgrade, Expect, Connection: close.
-                return None
-        fields.append((name, value))
+    parsed = incoming_fields(lines, _REQUEST_SPECIAL)
+    if parsed is None:
+        return None
+    fields, length, hosts = parsed
     if hosts != 1:
         # RFC 9112 §3.2: h11 refuses none or several.
         return None
-    # What ReceiveBuffer.maybe_extract_lines consumes.
-    del data[: end + 4]
-    buffer._next_line_search = 0
-    buffer._multiple_lines_search = 0
+    consume(buffer, end + 4)
     # Connection._process_event(CLIENT, Request): the client sends its body,
     # the server owes a response.
     states[CLIENT] = SEND_BODY
@@ -434,9 +474,7 @@ def take_body(conn: h11.Connection) -> tuple[bytes, bool] | None:
             return None
         # ReceiveBuffer.maybe_extract_at_most.
         piece = bytes(data[:remaining])
-        del data[:remaining]
-        buffer._next_line_search = 0
-        buffer._multiple_lines_search = 0
+        consume(buffer, remaining)
         reader._remaining = remaining - len(piece)
         if role is CLIENT:
             conn.client_is_waiting_for_100_continue = False

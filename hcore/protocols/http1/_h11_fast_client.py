@@ -19,7 +19,6 @@ from h11._events import method_re, request_target_re
 from h11._readers import (
     READERS,
     ContentLengthReader,
-    header_field_re,
     status_line_re,
 )
 from h11._state import CLIENT, DONE, IDLE, SEND_BODY, SEND_RESPONSE, SERVER
@@ -29,7 +28,9 @@ from hcore.protocols.http1._h11_fast import (
     IO,
     LENGTH,
     WrittenHead,
-    head_search_start,
+    consume,
+    head_lines,
+    incoming_fields,
     valid_field,
 )
 from hcore.protocols.http1._headers import Framing, OutgoingBody
@@ -168,12 +169,10 @@ def take_response(
     ):
         return None
     buffer = conn._receive_buffer
-    data = buffer._data
-    end = data.find(b"\r\n\r\n", head_search_start(buffer))
-    if end < 0:
+    head = head_lines(buffer)
+    if head is None:
         return None
-    # As in take_request, CRLF lines are h11's lines when all match.
-    lines = data[:end].split(b"\r\n")
+    end, lines = head
     match = status_line_re.fullmatch(lines[0])
     if match is None:
         return None
@@ -181,28 +180,13 @@ def take_response(
     status = int(code)
     if version != b"1.1" or status < 200 or status in _NO_CONTENT_STATUSES:
         return None
-    fields: list[tuple[bytes, bytes]] = []
-    length = -1
-    for line in lines[1:]:
-        field = header_field_re.fullmatch(line)
-        if field is None:
-            return None
-        name, value = field.group("field_name", "field_value")
-        name = name.lower()
-        if name in _INCOMING_RESPONSE_SPECIAL:
-            if name == b"content-length":
-                if length >= 0 or not LENGTH.fullmatch(value):
-                    return None
-                length = int(value)
-            elif name != b"connection" or b"close" in value.lower():
-                # Transfer-Encoding, Connection: close.
-                return None
-        fields.append((name, value))
+    parsed = incoming_fields(lines, _INCOMING_RESPONSE_SPECIAL)
+    if parsed is None:
+        return None
+    fields, length, _ = parsed
     if length < 0:
         return None
-    del data[: end + 4]
-    buffer._next_line_search = 0
-    buffer._multiple_lines_search = 0
+    consume(buffer, end + 4)
     # Connection._process_event(SERVER, Response).
     cstate.pending_switch_proposals = set()
     states[SERVER] = SEND_BODY
