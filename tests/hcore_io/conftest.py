@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,16 @@ def networking(networking_class: SocketNetworkingClass) -> SocketBackend:
 def tls_ca() -> trustme.CA:
     """A throwaway certificate authority."""
     return trustme.CA()
+
+
+@pytest.fixture
+def tls_contexts(tls_ca: trustme.CA) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server's and a client's SSL context for ``localhost``, trusting each other."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_ca.issue_cert("localhost").configure_cert(server)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls_ca.configure_trust(client)
+    return server, client
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,16 @@ async def test_each_timed_accept_ends_at_its_own_deadline(
         assert waited >= timeout
 
 
+async def _cancelled_after(timer: ReadTimer, delay: float) -> None:
+    """A read with the timer's deadline ``delay`` s away is cancelled, not earlier."""
+    started = anyio.current_time()
+    with timer.scope(started + delay) as scope:
+        await anyio.sleep(10)
+    timer.read_done()
+    assert scope.cancelled_caught
+    assert anyio.current_time() - started >= delay
+
+
 async def test_read_timer_cancels_only_after_the_deadline() -> None:
     timer = ReadTimer()
     with anyio.fail_after(5):
@@ -85,24 +95,14 @@ async def test_read_timer_cancels_only_after_the_deadline() -> None:
         with timer.scope(anyio.current_time() + 60):
             await anyio.lowlevel.checkpoint()
         timer.read_done()
-        started = anyio.current_time()
-        with timer.scope(started + 0.1) as scope:
-            await anyio.sleep(10)
-        timer.read_done()
-        assert scope.cancelled_caught
-        assert anyio.current_time() - started >= 0.1
+        await _cancelled_after(timer, 0.1)
         # A deadline later than the timer's: the timer fires first and
         # waits again for the later one.
         timer.close()
         with timer.scope(anyio.current_time() + 0.05):
             await anyio.lowlevel.checkpoint()
         timer.read_done()
-        started = anyio.current_time()
-        with timer.scope(started + 0.2) as scope:
-            await anyio.sleep(10)
-        timer.read_done()
-        assert scope.cancelled_caught
-        assert anyio.current_time() - started >= 0.2
+        await _cancelled_after(timer, 0.2)
         # Already past: cancelled at once.
         with timer.scope(anyio.current_time() - 1) as scope:
             await anyio.sleep(10)

@@ -22,6 +22,8 @@ from hcore_io.networking._epoll_hosted import HostedPoller, current_poller
 from hcore_io.networking._epoll_poller import Poller
 from hcore_io.networking._epoll_streams import EpollSocketStream
 
+from .epoll_edges import read_one_edge_each
+
 pytestmark = pytest.mark.anyio
 
 
@@ -188,28 +190,14 @@ async def test_hosted_edges_arrive_without_the_loops_report(
     poller = HostedPoller(loop)
     loop.remove_reader(poller._epoll.fileno())
     pairs = [socket.socketpair() for _ in range(4)]
-    streams = [EpollSocketStream(ours.dup(), poller) for ours, _ in pairs]
-    received: list[bytes] = [b""] * len(streams)
-
-    async def read(index: int) -> None:
-        received[index] = await streams[index].receive()
-
     try:
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as group:
-                for index in range(len(streams)):
-                    group.start_soon(read, index)
-                await anyio.sleep(0.05)
-                for index, (_, theirs) in enumerate(pairs):
-                    theirs.send(b"edge %d" % index)
+        received = await read_one_edge_each(poller, pairs)
     finally:
-        for stream in streams:
-            await stream.aclose()
         for ours, theirs in pairs:
             ours.close()
             theirs.close()
         poller.close()
-    assert received == [b"edge %d" % index for index in range(len(streams))]
+    assert received == [b"edge %d" % index for index in range(len(pairs))]
     assert any("read on a re-arm" in r.getMessage() for r in caplog.records)
 
 

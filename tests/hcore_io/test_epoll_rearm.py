@@ -19,7 +19,8 @@ import anyio
 import pytest
 
 from hcore_io.networking._epoll_poller import Poller, Registration
-from hcore_io.networking._epoll_streams import EpollSocketStream
+
+from .epoll_edges import read_one_edge_each
 
 pytestmark = pytest.mark.anyio
 
@@ -65,26 +66,8 @@ async def test_edges_arrive_without_the_host_loops_report(
 ) -> None:
     caplog.set_level(logging.DEBUG, "hcore_io.networking")
     with _socket_pairs(8) as pairs:
-        streams = [EpollSocketStream(ours.dup(), poller) for ours, _ in pairs]
-        received: list[bytes] = [b""] * len(streams)
-
-        async def read(index: int) -> None:
-            received[index] = await streams[index].receive()
-
-        try:
-            # Bounded: the readers wait at most a few re-arm intervals.
-            with anyio.fail_after(10):
-                async with anyio.create_task_group() as group:
-                    for index in range(len(streams)):
-                        group.start_soon(read, index)
-                    # Every reader is parked (one polls, the rest sleep).
-                    await anyio.sleep(0.05)
-                    for index, (_, theirs) in enumerate(pairs):
-                        theirs.send(b"edge %d" % index)
-        finally:
-            for stream in streams:
-                await stream.aclose()
-    assert received == [b"edge %d" % index for index in range(len(streams))]
+        received = await read_one_edge_each(poller, pairs)
+    assert received == [b"edge %d" % index for index in range(len(pairs))]
     assert any("read on a re-arm" in r.getMessage() for r in caplog.records)
 
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
 import pytest
-import trustme
 from anyio.abc import (
     ByteStream,
     SocketAttribute,
     SocketListener,
     UnreliableObjectStream,
 )
-from anyio.streams.tls import TLSStream
 
 from hcore import ClientTLSConfig, Datagram
 from hcore_io import ConnectError
@@ -27,9 +25,10 @@ from hcore_io.networking._memory_streams import make_pipe_pair
 from hcore_io.networking._queue import Queue
 from hcore_io.networking._quic_listener import QUICListener
 from hcore_io.networking._tcp_listener import TCPListener, set_nodelay
-from hcore_io.networking._tls import SSLContextCache, TLSByteStream
+from hcore_io.networking._tls import SSLContextCache
 
 from .quic_packets import QUIC_V1, initial_datagram, long_header_datagram
+from .tls_pipes import tls_over_pipe
 
 anyio_test = pytest.mark.anyio
 
@@ -93,44 +92,11 @@ async def test_set_nodelay_survives_a_dead_socket() -> None:
     set_nodelay(client)
 
 
-@pytest.fixture
-def tls_contexts() -> Iterator[tuple[ssl.SSLContext, ssl.SSLContext]]:
-    ca = trustme.CA()
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost").configure_cert(server)
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ca.configure_trust(client)
-    yield server, client
-
-
 @anyio_test
 async def test_tls_stream_failures_read_as_broken(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
-    server_context, client_context = tls_contexts
-    client_pipe, server_pipe = make_pipe_pair(
-        ("127.0.0.1", 1), ("127.0.0.1", 2), capacity=65536
-    )
-
-    async def server_handshake() -> None:
-        await TLSStream.wrap(
-            server_pipe,
-            server_side=True,
-            ssl_context=server_context,
-            standard_compatible=False,
-        )
-
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server_handshake)
-            client = TLSByteStream(
-                await TLSStream.wrap(
-                    client_pipe,
-                    hostname="localhost",
-                    ssl_context=client_context,
-                    standard_compatible=False,
-                )
-            )
+    async with tls_over_pipe(tls_contexts, capacity=65536) as (client, _, server_pipe):
         assert client.extra(SocketAttribute.remote_port) == 2
         with pytest.raises(NotImplementedError):
             await client.send_eof()

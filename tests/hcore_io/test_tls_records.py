@@ -8,75 +8,21 @@ brought, up to ``max_bytes``, and leaves a bad record for the next receive.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 
 import anyio
 import pytest
-import trustme
-from anyio.streams.tls import TLSStream
 
-from hcore_io.networking._memory_streams import MemoryByteStream, make_pipe_pair
-from hcore_io.networking._tls import TLSByteStream
+from .tls_pipes import tls_over_pipe
 
 pytestmark = pytest.mark.anyio
 
 RECORD = 16384
 
 
-@pytest.fixture
-def tls_contexts() -> Iterator[tuple[ssl.SSLContext, ssl.SSLContext]]:
-    ca = trustme.CA()
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost").configure_cert(server)
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ca.configure_trust(client)
-    yield server, client
-
-
-@asynccontextmanager
-async def _connected(
-    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
-) -> AsyncIterator[tuple[TLSByteStream, TLSStream, MemoryByteStream]]:
-    """Our client stream, the server's TLS stream and the server's raw pipe."""
-    server_context, client_context = contexts
-    client_pipe, server_pipe = make_pipe_pair(
-        ("127.0.0.1", 1), ("127.0.0.1", 2), capacity=1 << 20
-    )
-    servers: list[TLSStream] = []
-
-    async def server_handshake() -> None:
-        servers.append(
-            await TLSStream.wrap(
-                server_pipe,
-                server_side=True,
-                ssl_context=server_context,
-                standard_compatible=False,
-            )
-        )
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server_handshake)
-            client = TLSByteStream(
-                await TLSStream.wrap(
-                    client_pipe,
-                    hostname="localhost",
-                    ssl_context=client_context,
-                    standard_compatible=False,
-                )
-            )
-    try:
-        yield client, servers[0], server_pipe
-    finally:
-        await client.aclose()
-        await servers[0].aclose()
-
-
 async def test_records_already_read_come_in_one_receive(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
-    async with _connected(tls_contexts) as (client, server, _):
+    async with tls_over_pipe(tls_contexts, capacity=1 << 20) as (client, server, _):
         sent = bytes(range(256)) * (4 * RECORD // 256)
         with anyio.fail_after(10):
             await server.send(sent)
@@ -94,7 +40,7 @@ async def test_records_already_read_come_in_one_receive(
 async def test_a_receive_returns_no_more_than_asked(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
-    async with _connected(tls_contexts) as (client, server, _):
+    async with tls_over_pipe(tls_contexts, capacity=1 << 20) as (client, server, _):
         with anyio.fail_after(10):
             for index in range(6):
                 await server.send(b"%d" % index * 1000)
@@ -106,7 +52,11 @@ async def test_a_receive_returns_no_more_than_asked(
 async def test_a_bad_record_after_good_ones_fails_the_next_receive(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
-    async with _connected(tls_contexts) as (client, server, server_pipe):
+    async with tls_over_pipe(tls_contexts, capacity=1 << 20) as (
+        client,
+        server,
+        server_pipe,
+    ):
         with anyio.fail_after(10):
             await server.send(b"first")
             await server.send(b"second")
@@ -123,7 +73,7 @@ async def test_a_bad_record_after_good_ones_fails_the_next_receive(
 async def test_without_anyios_internals_a_receive_is_one_record(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
-    async with _connected(tls_contexts) as (client, server, _):
+    async with tls_over_pipe(tls_contexts, capacity=1 << 20) as (client, server, _):
         client._more = None
         with anyio.fail_after(10):
             await server.send(b"a" * RECORD + b"b" * RECORD)
