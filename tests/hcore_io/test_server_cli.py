@@ -277,9 +277,13 @@ def test_workers_share_the_port_and_are_restarted(
             pids += [
                 int(p) for p in re.findall(r"worker \d started \(pid (\d+)\)", line)
             ]
+            # One "hcore: serving on" line per worker (the log line of the
+            # same event is not counted: it would let one worker count twice).
             ports += [
                 int(p)
-                for p in re.findall(r"serving on https://127\.0\.0\.1:(\d+)", line)
+                for p in re.findall(
+                    r"^hcore: serving on https://127\.0\.0\.1:(\d+)", line
+                )
             ]
         assert ports[0] == ports[1]
         port = ports[0]

@@ -66,7 +66,8 @@ def test_workers_stop_when_their_supervisor_is_killed(
             line = supervisor.stderr.readline()
             assert line, "the server exited before it was ready"
             workers += [int(pid) for pid in WORKER_STARTED.findall(line)]
-            serving += "serving on http://127.0.0.1:" in line
+            # The CLI's own line, once per worker (not the log line too).
+            serving += line.startswith("hcore: serving on http://127.0.0.1:")
         supervisor.kill()
         supervisor.wait(timeout=10)
         deadline = time.monotonic() + 30
