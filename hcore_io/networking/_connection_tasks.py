@@ -26,6 +26,14 @@ group, the *keeper*:
   them and raises it into the task group, as a failed task of the group
   would.
 
+The task's coroutine is a :class:`_Run`, an object written to the
+coroutine protocol (``send``/``throw``/``close``) rather than an ``async
+def``: it enters the root scope at the task's first step, passes every
+step on to the handler's coroutine and, when that ends, leaves the scope
+and does the bookkeeping above.  A coroutine of our own would keep a
+frame (~260 bytes) for as long as the connection lives; the object keeps
+four references.
+
 On Trio (and any other backend) connections are started with
 ``start_soon``, unchanged: Trio's tasks are already light.
 """
@@ -33,8 +41,9 @@ On Trio (and any other backend) connections are started with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Generator
+from types import TracebackType
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -101,26 +110,17 @@ class ConnectionTasks:
         if self._stopping:
             scope.cancel()
         self._scopes.add(scope)
-        asyncio.get_running_loop().create_task(self._run(scope, function, arg))
+        asyncio.get_running_loop().create_task(_Run(self, scope, function(arg)))
 
-    async def _run(
-        self,
-        scope: anyio.CancelScope,
-        function: Callable[[_T], Coroutine[Any, Any, Any]],
-        arg: _T,
-    ) -> None:
-        try:
-            with scope:
-                await function(arg)
-        except Exception as exc:
+    def _ended(self, scope: anyio.CancelScope, error: Exception | None) -> None:
+        """A connection task ended (with the exception its handler let out)."""
+        if error is not None and self._error is None:
             # The keeper raises it into the task group.
-            if self._error is None:
-                self._error = exc
-        finally:
-            self._scopes.discard(scope)
-            done = self._keeper_done
-            if done is not None and (not self._scopes or self._error is not None):
-                done.set()
+            self._error = error
+        self._scopes.discard(scope)
+        done = self._keeper_done
+        if done is not None and (not self._scopes or self._error is not None):
+            done.set()
 
     async def _keep(self) -> None:
         done = self._keeper_done
@@ -149,3 +149,81 @@ class ConnectionTasks:
                 # (Even over the keeper's own cancellation: a task group
                 # reports a task's failure however it ends.)
                 raise error
+
+
+class _Run(Coroutine[Any, Any, None]):
+    """A connection task's coroutine: the handler's, inside the task's root scope.
+
+    What ``with scope: await coroutine`` in an ``async def`` would do, with
+    an exception the handler lets out handed to
+    :meth:`ConnectionTasks._ended` instead of raised (see the module's doc).
+    """
+
+    __slots__ = ("__qualname__", "_coroutine", "_entered", "_scope", "_tasks")
+
+    def __init__(
+        self,
+        tasks: ConnectionTasks,
+        scope: anyio.CancelScope,
+        coroutine: Coroutine[Any, Any, Any],
+    ) -> None:
+        self._tasks = tasks
+        self._scope = scope
+        self._coroutine = coroutine
+        self._entered = False
+        # As a coroutine names itself (a task's repr shows it).
+        self.__qualname__ = "ConnectionTasks._run"
+
+    def send(self, value: Any) -> Any:
+        """Run the handler's coroutine to its next wait (a task's step)."""
+        if not self._entered:
+            self._enter()
+        try:
+            return self._coroutine.send(value)
+        except BaseException as exc:
+            self._end(exc)
+
+    def throw(
+        self, typ: Any, val: Any = None, tb: TracebackType | None = None, /
+    ) -> Any:
+        """Raise an exception (a cancellation) in the handler's coroutine."""
+        if not self._entered:
+            self._enter()
+        try:
+            if val is None and tb is None:
+                return self._coroutine.throw(typ)
+            return self._coroutine.throw(typ, val, tb)
+        except BaseException as exc:
+            self._end(exc)
+
+    def close(self) -> None:
+        """Close the handler's coroutine (a task that never ran)."""
+        if self._entered:
+            super().close()
+            return
+        self._coroutine.close()
+        self._tasks._ended(self._scope, None)
+
+    def __await__(self) -> Generator[Any, None, None]:
+        # Only a task runs it; never awaited.
+        raise TypeError("a connection task's coroutine is not awaitable")
+
+    def _enter(self) -> None:
+        # In the task's first step: the scope's host is the task.
+        self._entered = True
+        self._scope.__enter__()
+
+    def _end(self, exc: BaseException) -> NoReturn:
+        """Leave the scope as ``with`` would, then end the task (or raise)."""
+        error: Exception | None = None
+        try:
+            if isinstance(exc, StopIteration):
+                self._scope.__exit__(None, None, None)
+            elif not self._scope.__exit__(type(exc), exc, exc.__traceback__):
+                raise exc
+        except Exception as failure:
+            error = failure
+        finally:
+            self._tasks._ended(self._scope, error)
+        # The task's result: None.
+        raise StopIteration

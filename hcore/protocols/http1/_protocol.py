@@ -38,7 +38,9 @@ steps (a plain request head on the server, a plain response head, body
 pieces, the end of a message, the next cycle) skip h11's event machinery:
 the bytes are parsed or written with h11's own patterns and writers, and
 h11's state is left as its own call would leave it.  Every other case goes
-through h11 as described above.
+through h11 as described above.  On the same releases a server waiting for
+its next request holds :mod:`._h11_idle`'s parked h11 state, shared by all
+idle connections, and takes a connection of its own back when bytes come.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from hcore.protocols.http1._h11_fast import (
     start_next_cycle,
     take_body,
 )
+from hcore.protocols.http1._h11_idle import ParkedConnection, unpark
 from hcore.protocols.http1._headers import (
     OutgoingBody,
     plan_trailers,
@@ -190,7 +193,10 @@ class H11Protocol(HTTP1Base):
             return
         if self._input_stopped:
             return
-        self._h11.receive_data(data)
+        conn = self._h11
+        if type(conn) is ParkedConnection:
+            conn = self._h11 = unpark(conn)
+        conn.receive_data(data)
         if self._paused_size is None:
             self._receive()
         else:
@@ -212,7 +218,10 @@ class H11Protocol(HTTP1Base):
             self._emit(DataReceived(self._stream_id, b"", end_stream=True))
             self._tunnel_check_done()
             return
-        self._h11.receive_data(b"")
+        conn = self._h11
+        if type(conn) is ParkedConnection:
+            conn = self._h11 = unpark(conn)
+        conn.receive_data(b"")
         if self._paused_size is None:
             self._receive()
 

@@ -18,6 +18,7 @@ from hcore.protocols.http1._h11_fast import (
     response_head,
     take_request,
 )
+from hcore.protocols.http1._h11_idle import park
 from hcore.protocols.http1._headers import (
     BadMessage,
     plan_response_head,
@@ -195,6 +196,16 @@ class H11ServerProtocol(ServerRole, H11Protocol):
                     if self._phase is _Phase.HTTP and buffer_empty(conn):
                         return
         super()._receive()
+
+    def _receive_next(self) -> None:
+        super()._receive_next()
+        if self._fast and self._phase is _Phase.HTTP:
+            # Unless bytes sent ahead began the next request, h11's state is
+            # now every idle connection's: share it while waiting (see
+            # _h11_idle; bytes_received takes a connection back first).
+            parked = park(self._h11)
+            if parked is not None:
+                self._h11 = parked
 
     def _received_head(self, event: h11.Event) -> None:
         # A server receives no other head (a cast: isinstance on h11's
