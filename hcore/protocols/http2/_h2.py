@@ -27,22 +27,20 @@ Some things are only made cheaper, with the same state changes and bytes:
 - Sending.  h2's ``send_headers`` and ``send_data`` build frame objects,
   re-encode and re-scan the header block (for checks that are off here, see
   above), recount open streams and serialize through generic code.
-  :meth:`H2Connection.send_block` and :meth:`H2Connection.send_chunk` feed
-  the same connection and stream state machines, the same HPACK encoder and
-  the same windows, and write the frames' bytes (RFC 9113 §4.1) straight
-  into h2's outgoing buffer.  They lean on h2 internals, so they are used
-  only with the h2 versions they were checked against (:data:`FAST_SEND`);
-  otherwise they call h2's public methods.
-- Receiving a request.  h2's handling of a HEADERS frame that opens a
-  stream goes through generic helpers (stream lookup with its debug log
-  calls, header validation flags for checks that are off here, a
-  processing pipeline that only copies the list).
-  :meth:`H2Connection._receive_headers_frame` makes the same checks and
-  state changes in the same order (its count of open streams, which also
-  forgets closed ones, reads each stream's state once), for a server's new
-  stream with no PRIORITY, on the same h2 versions; anything else is h2's
-  own.  The frames themselves come from
-  :class:`~._frame_buffer.FastFrameBuffer`.
+  :meth:`H2Connection.send_block`, :meth:`H2Connection.send_chunk` and
+  :meth:`H2Connection.send_if_room` (which also checks the windows and
+  frame size, as ``local_flow_control_window`` would) feed the same
+  connection and stream state machines, the same HPACK encoder and the
+  same windows, and write the frames' bytes (RFC 9113 §4.1) straight into
+  h2's outgoing buffer.  The stream transitions a response makes (SEND_HEADERS
+  and SEND_DATA in OPEN or HALF_CLOSED_REMOTE, END_STREAM from those two
+  states) are made by setting what h2's transition table would set; any
+  other goes through h2's state machine.  A response block the server's
+  check remembers keeps its encoding beside it
+  (:class:`~._hpack.RememberedBlock`).  They lean on h2 internals, so they
+  are used only with the h2 versions they were checked against
+  (:data:`FAST_SEND`); otherwise they call h2's public methods.
+- Receiving a request: see :mod:`._h2_receive`.
 """
 
 from __future__ import annotations
@@ -56,22 +54,40 @@ from h2.connection import (
     AllowedStreamIDs,
     ConnectionInputs,
     ConnectionState,
-    _decode_headers,
 )
-from h2.connection import H2Connection as _BaseConnection
 from h2.errors import ErrorCodes
 from h2.events import Event as H2Event
 from h2.exceptions import StreamClosedError, StreamIDTooLowError, TooManyStreamsError
 from h2.settings import SettingCodes, Settings
-from h2.stream import STREAM_OPEN, H2Stream, StreamInputs, StreamState
-from h2.utilities import is_informational_response
-from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
+from h2.stream import (
+    H2Stream,
+    H2StreamStateMachine,
+    StreamClosedBy,
+    StreamInputs,
+    StreamState,
+)
+from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
 
-from hcore.protocols.http2._frame_buffer import FAST_PARSE, FastFrameBuffer
-from hcore.protocols.http2._hpack import MEMO, MemoDecoder, MemoEncoder
+from hcore.protocols.http2._frame_buffer import (
+    FAST_PARSE,
+    FastFrameBuffer,
+    RequestBlock,
+)
+from hcore.protocols.http2._h2_receive import ReceivingConnection
+from hcore.protocols.http2._hpack import (
+    MEMO,
+    MemoDecoder,
+    MemoEncoder,
+    RememberedBlock,
+)
 from hcore.protocols.http2._options import DEFAULT_WINDOW, Options
 
-__all__ = ("FAST_SEND", "GoawayFrameReceived", "H2Connection", "open_connection")
+__all__ = (
+    "FAST_SEND",
+    "GoawayFrameReceived",
+    "H2Connection",
+    "open_connection",
+)
 
 #: Whether the direct send paths may be used: the h2 internals they touch
 #: (the state machines, ``streams``, ``encoder``, ``_data_to_send``) were
@@ -91,9 +107,14 @@ _END_HEADERS = 0x4
 _OPEN_STATES = (ConnectionState.CLIENT_OPEN, ConnectionState.SERVER_OPEN)
 _SEND_HEADERS = ConnectionInputs.SEND_HEADERS
 _RECV_HEADERS = ConnectionInputs.RECV_HEADERS
-_STREAM_RECV_HEADERS = StreamInputs.RECV_HEADERS
-_STREAM_RECV_END_STREAM = StreamInputs.RECV_END_STREAM
 _CLOSED = StreamState.CLOSED
+_OPEN = StreamState.OPEN
+_HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_REMOTE
+_HALF_CLOSED_LOCAL = StreamState.HALF_CLOSED_LOCAL
+# The stream states in which h2's SEND_HEADERS (for a response) and
+# SEND_DATA transitions lead back to the same state.
+_RESPONDING = (_OPEN, _HALF_CLOSED_REMOTE)
+_SENT_END_STREAM = StreamClosedBy.SEND_END_STREAM
 _SEND_DATA = ConnectionInputs.SEND_DATA
 _STREAM_SEND_HEADERS = StreamInputs.SEND_HEADERS
 _STREAM_SEND_INFORMATIONAL = StreamInputs.SEND_INFORMATIONAL_HEADERS
@@ -109,76 +130,8 @@ class GoawayFrameReceived(H2Event):
         self.error_code = error_code
 
 
-class H2Connection(_BaseConnection):
+class H2Connection(ReceivingConnection):
     """h2's connection with a received GOAWAY reported, not acted on."""
-
-    #: Whether :meth:`_receive_headers_frame` may take its direct path: a
-    #: server on a checked h2 version, its header validation, normalization
-    #: and decoding off (set by :func:`open_connection`).
-    fast_receive = False
-
-    def _receive_headers_frame(
-        self, frame: HeadersFrame
-    ) -> tuple[list[Frame], list[H2Event]]:
-        # h2's version, for a HEADERS frame that opens a server's stream:
-        # the same checks and state changes in the same order, without the
-        # generic helpers (see the module doc).  Anything else is h2's.
-        stream_id = frame.stream_id
-        streams = self.streams
-        flags = frame.flags
-        if (
-            not self.fast_receive
-            or stream_id in streams
-            or not stream_id % 2
-            or "PRIORITY" in flags
-        ):
-            return super()._receive_headers_frame(frame)
-        # RFC 9113 §5.1.2, as h2 checks it (the count also prunes closed
-        # streams, as in h2).
-        limit = self.local_settings.max_concurrent_streams
-        count = self._open_inbound_streams()
-        if count + 1 > limit:
-            raise TooManyStreamsError(f"Max inbound streams is {limit}, {count} open")
-        headers = _decode_headers(self.decoder, frame.data)
-        machine = self.state_machine
-        # In an open state h2's transition for RECV_HEADERS leads back to the
-        # same state and does nothing else.
-        events = (
-            []
-            if machine.state in _OPEN_STATES
-            else machine.process_input(_RECV_HEADERS)
-        )
-        # h2's _begin_new_stream for an inbound (odd) id.
-        highest = self.highest_inbound_stream_id
-        if stream_id <= highest:
-            raise StreamIDTooLowError(stream_id, highest)
-        stream = H2Stream(
-            stream_id,
-            config=self.config,
-            inbound_window_size=self.local_settings.initial_window_size,
-            outbound_window_size=self.remote_settings.initial_window_size,
-        )
-        stream.max_outbound_frame_size = self.max_outbound_frame_size
-        streams[stream_id] = stream
-        self.highest_inbound_stream_id = stream_id
-        end_stream = "END_STREAM" in flags
-        if is_informational_response(headers):
-            # Not a request: h2's own handling (which refuses it).
-            frames, stream_events = stream.receive_headers(headers, end_stream, None)
-            return frames, events + stream_events
-        # h2's H2Stream.receive_headers for a request on a new stream.
-        stream_machine = stream.state_machine
-        stream_events = stream_machine.process_input(_STREAM_RECV_HEADERS)
-        request = stream_events[0]
-        if end_stream:
-            ended = stream_machine.process_input(_STREAM_RECV_END_STREAM)
-            request.stream_ended = ended[0]  # type: ignore[attr-defined]
-            stream_events += ended
-        stream._initialize_content_length(headers)
-        # With validation, normalization and decoding off, h2's processing
-        # of the fields is a copy into a list.
-        request.headers = list(headers)  # type: ignore[attr-defined]
-        return [], events + stream_events
 
     def _receive_goaway_frame(
         self, frame: GoAwayFrame
@@ -192,7 +145,11 @@ class H2Connection(_BaseConnection):
         # which our configuration never writes; the handling is the same.
         events: list[H2Event]
         try:
-            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+            if type(frame) is RequestBlock:
+                # (Not in h2's dispatch table: one entry more would grow it.)
+                frames, events = self._receive_request_block(frame)
+            else:
+                frames, events = self._frame_dispatch_table[frame.__class__](frame)
         except StreamClosedError as exc:
             # RFC 9113 §5.4.2: a frame on a stream we reset earns another
             # RST_STREAM; on a stream closed otherwise it is a connection
@@ -212,25 +169,9 @@ class H2Connection(_BaseConnection):
             if self._stream_is_closed_by_end(exc.stream_id):
                 raise StreamClosedError(exc.stream_id) from exc
             raise
-        self._prepare_for_sending(frames)
+        if frames:
+            self._prepare_for_sending(frames)
         return events
-
-    def _open_inbound_streams(self) -> int:
-        # h2's open_inbound_streams on a server (its _open_streams(1)),
-        # reading each stream's state once instead of through properties:
-        # count the open odd streams, forget the closed ones.
-        count = 0
-        closed = []
-        streams = self.streams
-        for stream_id, stream in streams.items():
-            state = stream.state_machine.state
-            if STREAM_OPEN[state] and stream_id % 2:
-                count += 1
-            elif state == _CLOSED:
-                closed.append(stream_id)
-        for stream_id in closed:
-            self._closed_streams[stream_id] = streams.pop(stream_id).closed_by
-        return count
 
     def send_block(
         self,
@@ -239,6 +180,7 @@ class H2Connection(_BaseConnection):
         end_stream: bool = False,
         *,
         informational: bool = False,
+        place: RememberedBlock | None = None,
     ) -> None:
         """Send a header block on a stream h2 already knows, as ``send_headers``.
 
@@ -251,6 +193,8 @@ class H2Connection(_BaseConnection):
         :param fields: the checked block.
         :param end_stream: whether END_STREAM goes with it.
         :param informational: whether it is a 1xx response (server).
+        :param place: where the caller remembers this block's encoding
+            (see :meth:`~._hpack.MemoEncoder.encode_remembered`).
         """
         stream = self.streams.get(stream_id)
         opening = stream is None
@@ -280,12 +224,26 @@ class H2Connection(_BaseConnection):
         # h2 changes the stream's state before encoding: the encoding changes
         # the HPACK context irreversibly.
         stream_machine = stream.state_machine
-        stream_machine.process_input(
-            _STREAM_SEND_INFORMATIONAL if informational else _STREAM_SEND_HEADERS
-        )
-        block = self.encoder.encode(fields)
+        if (
+            stream_machine.client is False
+            and not stream_machine.headers_sent
+            and not informational
+            and stream_machine.state in _RESPONDING
+        ):
+            # A server's response: h2's transition leads back to the same
+            # state, and its response_sent only marks the headers sent.
+            stream_machine.headers_sent = True
+        else:
+            stream_machine.process_input(
+                _STREAM_SEND_INFORMATIONAL if informational else _STREAM_SEND_HEADERS
+            )
+        encoder = self.encoder
+        if place is not None and type(encoder) is MemoEncoder:
+            block = encoder.encode_remembered(fields, place)
+        else:
+            block = encoder.encode(fields)
         if end_stream:
-            stream_machine.process_input(_STREAM_SEND_END_STREAM)
+            _send_end_stream(stream_machine)
         # h2 remembers the method of what it sends (a response or trailers
         # have none) and a request's authority.
         stream.request_method = method
@@ -329,21 +287,67 @@ class H2Connection(_BaseConnection):
         if not FAST_SEND:
             self.send_data(stream_id, data, end_stream=end_stream)
             return
+        self._chunk(self.streams[stream_id], data, end_stream)
+
+    def send_if_room(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
+        """Send ``data`` as one DATA frame if the windows and frame size allow.
+
+        As :meth:`send_chunk` after checking ``data`` against
+        SETTINGS_MAX_FRAME_SIZE and both flow-control windows (RFC 9113
+        §4.2, §6.9).  Nothing is sent for empty data without END_STREAM.
+
+        :param stream_id: the stream.
+        :param data: the payload; may be empty.
+        :param end_stream: whether END_STREAM goes with it.
+        :return: whether it fitted (and went); if not, nothing changed.
+        """
+        size = len(data)
+        if not FAST_SEND:
+            if size and size > min(
+                self.max_outbound_frame_size, self.local_flow_control_window(stream_id)
+            ):
+                return False
+            if size or end_stream:
+                self.send_data(stream_id, data, end_stream=end_stream)
+            return True
+        if size:
+            stream = self.streams.get(stream_id)
+            if stream is None:
+                # h2's error for a stream it no longer knows.
+                stream = self._get_stream_by_id(stream_id)
+            if (
+                size > self.max_outbound_frame_size
+                or size > self.outbound_flow_control_window
+                or size > stream.outbound_flow_control_window
+            ):
+                return False
+        elif end_stream:
+            stream = self.streams[stream_id]
+        else:
+            return True
+        self._chunk(stream, data, end_stream)
+        return True
+
+    def _chunk(self, stream: H2Stream, data: bytes, end_stream: bool) -> None:
+        # h2's send_data, for a payload that fits, without padding.
         machine = self.state_machine
         if machine.state not in _OPEN_STATES:
             machine.process_input(_SEND_DATA)
-        stream = self.streams[stream_id]
         stream_machine = stream.state_machine
-        stream_machine.process_input(_STREAM_SEND_DATA)
+        if stream_machine.state not in _RESPONDING:
+            # (In OPEN and HALF_CLOSED_REMOTE h2's transition changes nothing.)
+            stream_machine.process_input(_STREAM_SEND_DATA)
         size = len(data)
         out = self._data_to_send
         if end_stream:
-            stream_machine.process_input(_STREAM_SEND_END_STREAM)
+            _send_end_stream(stream_machine)
             out += _FRAME_HEADER.pack(
-                size >> 8, size & 0xFF, _DATA, _END_STREAM, stream_id
+                size >> 8, size & 0xFF, _DATA, _END_STREAM, stream.stream_id
             )
         else:
-            out += _FRAME_HEADER.pack(size >> 8, size & 0xFF, _DATA, 0, stream_id)
+            out += _FRAME_HEADER.pack(
+                size >> 8, size & 0xFF, _DATA, 0, stream.stream_id
+            )
         out += data
         stream.outbound_flow_control_window -= size
         self.outbound_flow_control_window -= size
@@ -352,6 +356,20 @@ class H2Connection(_BaseConnection):
         reset = RstStreamFrame(stream_id)
         reset.error_code = error_code
         self._prepare_for_sending([reset])
+
+
+def _send_end_stream(machine: H2StreamStateMachine) -> None:
+    # h2's SEND_END_STREAM transition; from the two states a stream sends
+    # END_STREAM in, directly: OPEN -> HALF_CLOSED_LOCAL does nothing else,
+    # HALF_CLOSED_REMOTE -> CLOSED records how it closed (send_end_stream).
+    state = machine.state
+    if state is _HALF_CLOSED_REMOTE:
+        machine.state = _CLOSED
+        machine.stream_closed_by = _SENT_END_STREAM
+    elif state is _OPEN:
+        machine.state = _HALF_CLOSED_LOCAL
+    else:
+        machine.process_input(_STREAM_SEND_END_STREAM)
 
 
 class _LocalSettings(Settings):
@@ -389,11 +407,13 @@ def open_connection(options: Options, *, client_side: bool) -> H2Connection:
         normalize_inbound_headers=False,
     )
     conn = H2Connection(config=config)
-    if FAST_PARSE and FAST_SEND:
-        # Nothing was received yet: the fresh buffer takes the old one's place.
-        conn.incoming_buffer = FastFrameBuffer(server=not client_side)
     # The configuration above is what the direct receive path assumes.
     conn.fast_receive = FAST_SEND and not client_side
+    if FAST_PARSE and FAST_SEND:
+        # Nothing was received yet: the fresh buffer takes the old one's place.
+        conn.incoming_buffer = FastFrameBuffer(
+            server=not client_side, requests=conn.fast_receive
+        )
     values = {
         SettingCodes.INITIAL_WINDOW_SIZE: options.initial_window_size,
         SettingCodes.MAX_HEADER_LIST_SIZE: options.max_header_list_size,
@@ -426,6 +446,14 @@ def open_connection(options: Options, *, client_side: bool) -> H2Connection:
         conn.encoder = MemoEncoder()
     else:
         conn.decoder.max_header_list_size = 2 * options.max_header_list_size
+    if conn.fast_receive:
+        # Settings keep each value's history in one deque for good (h2's
+        # Settings, on the versions FAST_SEND names).
+        code = SettingCodes.INITIAL_WINDOW_SIZE
+        conn.initial_windows = (
+            conn.local_settings._settings[code],
+            conn.remote_settings._settings[code],
+        )
     conn.initiate_connection()
     if options.connection_window_size > DEFAULT_WINDOW:
         # RFC 9113 §6.9.2: SETTINGS never change the connection window.

@@ -28,6 +28,7 @@ from hpack import HeaderTuple, NeverIndexedHeaderTuple
 
 from hcore._errors import LocalProtocolError
 from hcore._types import Headers
+from hcore.protocols.http2._hpack import RememberedBlock
 
 __all__ = (
     "REQUEST",
@@ -151,6 +152,11 @@ def received(
     return result
 
 
+# What ReceivedChecker remembers before any block passed (shared: no
+# allocation per connection).
+_NONE_YET: tuple[object, int, tuple[tuple[bytes, bytes], ...]] = (None, -1, ())
+
+
 class ReceivedChecker:
     """:func:`received` for one connection, remembering blocks that passed.
 
@@ -167,11 +173,15 @@ class ReceivedChecker:
     MAX_ENTRIES = 16
     MAX_BYTES = 1024
 
-    __slots__ = ("_allow_protocol", "_max_size", "_memo")
+    __slots__ = ("_allow_protocol", "_last", "_max_size", "_memo")
 
     def __init__(self, max_size: int, allow_protocol: bool) -> None:
         self._max_size = max_size
         self._allow_protocol = allow_protocol
+        # The last block that passed, as given (a tuple, which cannot
+        # change), its kind and the result: a peer's blocks come from the
+        # decoder's memory as the same tuple again and again.
+        self._last: tuple[object, int, tuple[tuple[bytes, bytes], ...]] = _NONE_YET
         self._memo: dict[
             tuple[int, tuple[tuple[bytes, bytes], ...]],
             tuple[tuple[bytes, bytes], ...],
@@ -187,18 +197,26 @@ class ReceivedChecker:
         :return: the block as a tuple of ``(name, value)`` tuples.
         :raises MalformedHeaders: as :func:`received`.
         """
-        key = (kind, tuple(headers))
-        memo = self._memo
-        fields = memo.get(key)
-        if fields is not None:
+        last, last_kind, fields = self._last
+        if headers is last and kind == last_kind:
             return fields
-        fields = received(
-            headers, kind, self._max_size, allow_protocol=self._allow_protocol
-        )
-        if sum(len(name) + len(value) for name, value in fields) <= self.MAX_BYTES:
+        block = tuple(headers)
+        key = (kind, block)
+        memo = self._memo
+        known = memo.get(key)
+        if known is not None:
+            fields = known
+        else:
+            fields = received(
+                headers, kind, self._max_size, allow_protocol=self._allow_protocol
+            )
+            if sum(len(n) + len(v) for n, v in fields) > self.MAX_BYTES:
+                return fields
             if len(memo) >= self.MAX_ENTRIES:
                 memo.clear()
             memo[key] = fields
+        if block is headers:
+            self._last = (block, kind, fields)
         return fields
 
 
@@ -221,10 +239,10 @@ class ResponseChecker:
 
     def __init__(self) -> None:
         # The block -> (the block to send if it is not the caller's own,
-        # whether it is informational).
+        # whether it is informational, its encoding as last remembered).
         self._memo: dict[
             tuple[tuple[bytes, bytes], ...],
-            tuple[tuple[tuple[bytes, bytes], ...] | None, bool],
+            tuple[tuple[tuple[bytes, bytes], ...] | None, bool, RememberedBlock],
         ] = {}
 
     def check(self, headers: Headers) -> tuple[Sequence[tuple[bytes, bytes]], bool]:
@@ -234,32 +252,61 @@ class ResponseChecker:
         :return: the block to hand to h2, and whether it is informational.
         :raises LocalProtocolError: as :func:`response_to_send`.
         """
+        fields, informational, _ = self.check_block(headers)
+        return fields, informational
+
+    def check_block(
+        self, headers: Headers
+    ) -> tuple[Sequence[tuple[bytes, bytes]], bool, RememberedBlock | None]:
+        """:meth:`check`, with a place to remember the block's encoding.
+
+        :param headers: the block.
+        :return: the block to hand to h2, whether it is informational, and
+            the remembered block's :class:`~._hpack.RememberedBlock` (for
+            :meth:`~._hpack.MemoEncoder.encode_remembered`), if it is
+            remembered.
+        :raises LocalProtocolError: as :func:`response_to_send`.
+        """
         kind = type(headers)
         if kind is not list and kind is not tuple:
-            return response_to_send(headers)
-        size = 0
-        for field in headers:
-            if type(field) is not tuple or len(field) != 2:
-                return response_to_send(headers)
-            name, value = field
-            if type(name) is not bytes or type(value) is not bytes:
-                return response_to_send(headers)
-            size += len(name) + len(value)
+            return (*response_to_send(headers), None)
+        plain = True
+        try:
+            for field in headers:
+                if type(field) is not tuple:
+                    plain = False
+                    break
+                name, value = field
+                if type(name) is not bytes or type(value) is not bytes:
+                    plain = False
+                    break
+        except ValueError:
+            # A field that is not a pair.
+            plain = False
+        if not plain:
+            return (*response_to_send(headers), None)
+        # (The same object for a tuple.)
         key = tuple(headers)
         memo = self._memo
         known = memo.get(key)
         if known is not None:
-            rebuilt, informational = known
+            rebuilt, informational, encoded = known
             if rebuilt is None:
-                return headers, informational
+                return headers, informational, encoded
             # (A list of hpack's header tuples, as _to_send builds it.)
-            return list(rebuilt), informational
+            return list(rebuilt), informational, encoded
         fields, informational = response_to_send(headers)
-        if size <= self.MAX_BYTES:
-            if len(memo) >= self.MAX_ENTRIES:
-                memo.clear()
-            memo[key] = (None if fields is headers else tuple(fields), informational)
-        return fields, informational
+        if sum(len(name) + len(value) for name, value in key) > self.MAX_BYTES:
+            return fields, informational, None
+        if len(memo) >= self.MAX_ENTRIES:
+            memo.clear()
+        encoded = RememberedBlock()
+        memo[key] = (
+            None if fields is headers else tuple(fields),
+            informational,
+            encoded,
+        )
+        return fields, informational, encoded
 
 
 def _check_request(

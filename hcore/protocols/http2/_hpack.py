@@ -37,6 +37,7 @@ __all__ = (
     "CountingTable",
     "MemoDecoder",
     "MemoEncoder",
+    "RememberedBlock",
 )
 
 #: Whether this hpack release is one the memo was checked against.
@@ -70,6 +71,22 @@ class CountingTable(HeaderTable):
     def maxsize(self, newmax: int) -> None:
         self.changes += 1
         HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class RememberedBlock:
+    """Where a caller keeps one block's encoding, for :class:`MemoEncoder`.
+
+    A caller that remembers blocks of its own (the server's response check)
+    keeps their encodings here, so that a block it knows again is not
+    looked up a second time by the encoder.
+    """
+
+    __slots__ = ("at", "block")
+
+    def __init__(self) -> None:
+        #: The encoding, valid while the table's change count is ``at``.
+        self.block = b""
+        self.at = -1
 
 
 class MemoEncoder(Encoder):
@@ -123,6 +140,30 @@ class MemoEncoder(Encoder):
             memo[key] = block
         return block
 
+    def encode_remembered(
+        self, headers: Sequence[tuple[bytes, bytes]], place: RememberedBlock
+    ) -> bytes:
+        """:meth:`encode`, reusing or keeping the encoding in ``place``.
+
+        ``place`` must belong to this very block of fields (the caller
+        keeps one per block).  Its encoding is used while the table has not
+        changed since it was made; a fresh encoding that left the table as
+        it was is kept there.
+
+        :param headers: the fields.
+        :param place: the block's place.
+        :return: the encoded block.
+        """
+        table = self.header_table
+        changes = table.changes
+        if place.at == changes and not table.resized:
+            return place.block
+        block = self.encode(headers)
+        if table.changes == changes and not table.resized:
+            place.block = block
+            place.at = changes
+        return block
+
 
 class MemoDecoder(Decoder):
     """hpack's decoder, remembering blocks that did not change its table."""
@@ -130,9 +171,26 @@ class MemoDecoder(Decoder):
     def __init__(self, max_header_list_size: int) -> None:
         super().__init__(max_header_list_size)
         self.header_table: CountingTable = CountingTable()
-        self._memo: dict[bytes, list[HeaderTuple]] = {}
+        self._memo: dict[bytes, tuple[HeaderTuple, ...]] = {}
         # The table's change count and the limits the memo holds for.
         self._memo_at: tuple[int, int, int] = (0, 0, 0)
+
+    def remembered(self, data: bytes) -> tuple[HeaderTuple, ...] | None:
+        """The fields of a block decoded before, if the memo still holds it.
+
+        The same tuple is given to every caller: it must not be changed
+        (a tuple cannot be).  ``None`` means the block must be decoded.
+
+        :param data: the encoded block.
+        :return: the fields, or ``None``.
+        """
+        if (
+            self._memo_at[0] != self.header_table.changes
+            or self._memo_at[1] != self.max_header_list_size
+            or self._memo_at[2] != self.max_allowed_table_size
+        ):
+            return None
+        return self._memo.get(data)
 
     def decode(self, data: bytes, raw: bool = False) -> Iterable[HeaderTuple]:
         """Decode a block, as hpack does (a fresh list each time).
@@ -162,6 +220,5 @@ class MemoDecoder(Decoder):
         if self.header_table.changes == state[0]:
             if len(memo) >= MAX_ENTRIES:
                 memo.clear()
-            memo[data] = decoded
-            return list(decoded)
+            memo[data] = tuple(decoded)
         return decoded

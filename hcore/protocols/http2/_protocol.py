@@ -195,22 +195,13 @@ class H2Protocol(HTTPOverTCPProtocol):
         if type(data) is not bytes:
             data = _as_bytes(data)
         conn = self._conn
-        size = len(data)
-        if not stream.pending and (
-            not size
-            or size
-            <= min(
-                conn.max_outbound_frame_size, conn.local_flow_control_window(stream_id)
-            )
-        ):
-            # The common case: it fits in one frame now.
-            if size or end_stream:
-                conn.send_chunk(stream_id, data, end_stream)
+        if not stream.pending and conn.send_if_room(stream_id, data, end_stream):
+            # The common case: it fitted in one frame.
             if end_stream:
                 self._end_submitted(stream)
                 self._local_end(stream)
             return
-        if size:
+        if data:
             stream.push(data)
         if end_stream:
             self._end_submitted(stream)

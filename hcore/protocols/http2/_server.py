@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from h2.events import RequestReceived as H2RequestReceived
 
 from hcore._errors import LocalProtocolError
 from hcore._types import Headers
 from hcore.events import HeadersReceived
 from hcore.protocols.http2._guard import ResetGuard
+from hcore.protocols.http2._h2_receive import RequestOpened
 from hcore.protocols.http2._headers import (
     REQUEST,
     MalformedHeaders,
@@ -82,6 +85,7 @@ class H2ServerProtocol(H2Protocol):
         self._max_streams = options.max_concurrent_streams
         self._responses = ResponseChecker()
         self._handlers[H2RequestReceived] = self._on_request
+        self._handlers[RequestOpened] = self._on_request_opened
 
     def is_available(self) -> bool:
         """Whether the connection takes new streams: not expired, under the limit.
@@ -114,20 +118,27 @@ class H2ServerProtocol(H2Protocol):
         if stream.final_sent:
             self._submit_trailers(stream, headers, end_stream)
             return
-        fields, informational = self._responses.check(headers)
+        fields, informational, place = self._responses.check_block(headers)
         if informational:
             if end_stream:
                 raise LocalProtocolError("a 1xx response cannot end the stream")
             self._conn.send_block(stream_id, fields, informational=True)
             return
-        self._conn.send_block(stream_id, fields, end_stream)
+        self._conn.send_block(stream_id, fields, end_stream, place=place)
         stream.final_sent = True
         if end_stream:
             self._end_submitted(stream)
             self._local_end(stream)
 
     def _on_request(self, event: H2RequestReceived) -> None:
-        stream_id = event.stream_id
+        self._accept(event.stream_id, event.headers, event.stream_ended is not None)
+
+    def _on_request_opened(self, event: RequestOpened) -> None:
+        self._accept(event.stream_id, event.headers, event.end_stream)
+
+    def _accept(
+        self, stream_id: int, headers: Sequence[tuple[bytes, bytes]], ended: bool
+    ) -> None:
         seq = self._reset_guard.opened()
         goaway = self._goaway_sent
         if goaway is not None and stream_id > goaway:
@@ -142,15 +153,15 @@ class H2ServerProtocol(H2Protocol):
                 self._peer_abandoned(seq)
             return
         try:
-            fields = self._checker.check(event.headers, REQUEST)
+            fields = self._checker.check(headers, REQUEST)
         except MalformedHeaders:
             self._reset_malformed(stream_id, seq)
             return
         stream = Stream(stream_id, seq)
         self._streams[stream_id] = stream
         self._last_accepted = stream_id
-        if event.stream_ended is None:
-            self._events.append(HeadersReceived(stream_id, fields))
-        else:
+        if ended:
             stream.remote_ended = True
             self._events.append(HeadersReceived(stream_id, fields, True))
+        else:
+            self._events.append(HeadersReceived(stream_id, fields))

@@ -25,6 +25,10 @@ SENT = 1
 DRAINED = 2
 
 
+# The empty queue every stream starts with, never appended to.
+_NO_CHUNKS: deque[bytes] = deque(maxlen=0)
+
+
 class Stream:
     """One open stream's application-side state and send buffer."""
 
@@ -53,7 +57,7 @@ class Stream:
         self.remote_ended = False
         #: Submitted bytes not yet handed to h2; ``offset`` is how much of
         #: the first chunk already went.
-        self.chunks: deque[bytes] = deque()
+        self.chunks: deque[bytes] = _NO_CHUNKS
         self.offset = 0
         self.pending = 0
         #: Trailers to send once the buffer drains.
@@ -64,6 +68,9 @@ class Stream:
 
     def push(self, data: bytes) -> None:
         """Queue bytes behind those already waiting."""
+        if self.chunks is _NO_CHUNKS:
+            # Most streams never wait: their queue is made on first use.
+            self.chunks = deque()
         self.chunks.append(data)
         self.pending += len(data)
 
