@@ -311,6 +311,7 @@ class Poller:
     def _dispatch(self) -> int:
         # Returns how many events the kernel reported.
         registrations = self._registrations
+        sleepers = self._sleepers
         events = self._epoll.poll(0)
         for fd, mask in events:
             registration = registrations.get(fd)
@@ -323,11 +324,23 @@ class Poller:
                 continue
             if mask & _HANG_UP_EVENTS:
                 registration.hung_up = True
-            self._wake(
-                registration,
-                read=bool(mask & _READ_EVENTS),
-                write=bool(mask & _WRITE_EVENTS),
-            )
+            # _wake's work, written out: this loop runs for every event.
+            if mask & _READ_EVENTS:
+                registration.readable = True
+                waiter = registration.read_waiter
+                if waiter is not None:
+                    registration.read_waiter = None
+                    if sleepers:
+                        sleepers.pop(waiter, None)
+                    waiter.set()
+            if mask & _WRITE_EVENTS:
+                registration.writable = True
+                waiter = registration.write_waiter
+                if waiter is not None:
+                    registration.write_waiter = None
+                    if sleepers:
+                        sleepers.pop(waiter, None)
+                    waiter.set()
         return len(events)
 
     def _wake(self, registration: Registration, *, read: bool, write: bool) -> None:

@@ -396,7 +396,12 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
 
     async def _serve_multiplexed(self, state: ConnectionState, info: _Context) -> None:
         # Positional: a partial's keyword arguments make a dict per call.
-        run_stream = functools.partial(self._run_stream, info)
+        run_stream = functools.partial(
+            self._run_http3_stream
+            if state.connection.http_version == "3"
+            else self._run_stream,
+            info,
+        )
         try:
             await serve_multiplexed(
                 state,
@@ -419,6 +424,7 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         await refuse_connection(connection, reason)
 
     async def _run_stream(self, info: _Context, stream: HTTPStream) -> None:
+        # HTTP/1.1 and HTTP/2 bound the request head in the protocol.
         try:
             first = await stream.receive_event()
         except HCoreError:
@@ -427,12 +433,21 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         if not isinstance(first, HeadersReceived):
             await stream.aclose()
             return
-        if stream.connection.http_version == "3" and (
-            field_section_size(first.headers) > self._max_header_size
-        ):
-            # HTTP/1.1 and HTTP/2 bound the head in the protocol; HTTP/3's
-            # factory has no such limit, so it is applied here (RFC 9114
-            # §4.2.2 lets a server refuse a field section that is too large).
+        await self._serve_stream(stream, first, info)
+
+    async def _run_http3_stream(self, info: _Context, stream: HTTPStream) -> None:
+        try:
+            first = await stream.receive_event()
+        except HCoreError:
+            await stream.aclose()
+            return
+        if not isinstance(first, HeadersReceived):
+            await stream.aclose()
+            return
+        if field_section_size(first.headers) > self._max_header_size:
+            # HTTP/3's factory has no limit on the field section, so it is
+            # applied here (RFC 9114 §4.2.2 lets a server refuse a field
+            # section that is too large).
             await answer_too_large(stream)
             return
         await self._serve_stream(stream, first, info)

@@ -130,11 +130,11 @@ class Exchange(ResponseSender):
         "_head",
         "_info",
         "_method",
+        "_path",
         "_received",
         "_request_complete",
         "_start",
         "_stream",
-        "_target",
         "may_be_websocket",
         "scope",
     )
@@ -169,11 +169,21 @@ class Exchange(ResponseSender):
         #: (``:protocol``, ``upgrade``): only such a request can be one
         #: (see :func:`hcore.websocket.is_websocket_request`).
         self.may_be_websocket = False
-        method = path = authority = scheme = b""
         fields: list[tuple[bytes, bytes]] = []
         has_host = False
         content_length = -1
-        for field in headers:
+        rest = headers
+        # Every hcore protocol puts these four first, in this order: taken
+        # at once, the loop below sees only the other fields.
+        if len(headers) >= 4 and headers[0][0] == b":method":
+            (_, method), (n1, scheme), (n2, authority), (n3, path) = headers[:4]
+            if n1 == b":scheme" and n2 == b":authority" and n3 == b":path":
+                rest = headers[4:]
+            else:
+                method = path = authority = scheme = b""
+        else:
+            method = path = authority = scheme = b""
+        for field in rest:
             name, value = field
             if name[:1] == b":":
                 if name == b":method":
@@ -197,7 +207,7 @@ class Exchange(ResponseSender):
             elif name == b"upgrade":
                 self.may_be_websocket = True
         self._method = _METHODS.get(method) or method.decode("latin-1")
-        self._target = path.decode("latin-1")
+        self._path = path
         self._head = method == b"HEAD"
         if self._body_done:
             self._expect_continue = False
@@ -229,6 +239,11 @@ class Exchange(ResponseSender):
         if info.state is not None:
             self.scope["state"] = dict(info.state)
 
+    @property
+    def _target(self) -> str:
+        # The request target, for the logs (decoded only when one is written).
+        return self._path.decode("latin-1")
+
     # -- running -----------------------------------------------------------------
 
     async def run(self, app: ASGIApp) -> None:
@@ -259,7 +274,7 @@ class Exchange(ResponseSender):
     async def _refuse(self) -> None:
         if self._method == "CONNECT":
             await self._simple(405, b"Method Not Allowed\n", ((b"allow", b"GET"),))
-        elif not self._target or not self._method:
+        elif not self._path or not self._method:
             await self._simple(400, b"Bad Request\n")
         else:
             await self._simple(413, b"Content Too Large\n")

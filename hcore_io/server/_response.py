@@ -39,6 +39,8 @@ _SEND_ERRORS = (StreamReset, NetworkError)
 # (Tuples, not unions: ``A | B`` builds an object at every call.)
 _SEQUENCES = (list, tuple)
 _BYTES = (bytes, bytearray, memoryview)
+# The ``:status`` field of each status answered so far, made once.
+_STATUS_FIELDS: dict[int, tuple[bytes, bytes]] = {}
 #: Statuses whose responses have no content (RFC 9110 §6.4.1): no body is
 #: sent and no content-length is added.
 _NO_CONTENT = frozenset({204, 304})
@@ -108,7 +110,11 @@ class ResponseSender:
         status = message.get("status")
         if type(status) is not int or not 200 <= status <= 599:
             raise RuntimeError(f"invalid response status {status!r}")
-        head = [(b":status", b"%d" % status)]
+        field = _STATUS_FIELDS.get(status)
+        if field is None:
+            # At most 400 of them (200 to 599).
+            field = _STATUS_FIELDS[status] = (b":status", b"%d" % status)
+        head = [field]
         self._has_length = self._add_fields(head, message.get("headers", ()))
         head.extend(self._info.extra_headers)
         self._trailers_expected = bool(message.get("trailers", False))
@@ -154,11 +160,14 @@ class ResponseSender:
         body = message.get("body", b"")
         if not isinstance(body, _BYTES):
             raise RuntimeError("http.response.body's body must be bytes")
-        more = bool(message.get("more_body", False))
+        more = message.get("more_body", False)
         end = not more and not self._trailers_expected
         # HEAD, 204 and 304 (RFC 9110 §9.3.2, §15.3.5, §15.4.5) end at the
         # head, whatever body the application sends.
-        data = b"" if self._head or self._status in _NO_CONTENT else bytes(body)
+        if self._head or self._status in _NO_CONTENT:
+            data = b""
+        else:
+            data = body if type(body) is bytes else bytes(body)
         head = self._pending_head
         if head is not None:
             self._pending_head = None
@@ -175,7 +184,10 @@ class ResponseSender:
         if not more:
             self._body_sent = True
             if end:
-                self._completed()
+                # _completed(), written out.
+                self._response_complete = True
+                if self._waiting is not None:
+                    self._waiting.cancel()
 
     def _completed(self) -> None:
         """Note the response's end; stop a wait for the disconnect."""
