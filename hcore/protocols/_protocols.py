@@ -29,6 +29,10 @@ __all__ = (
 class OverTCPProtocol(metaclass=ABCMeta):
     """The network side of a protocol that runs over one reliable byte stream."""
 
+    # No instance dict of its own: a subclass with slots stays small (a
+    # server holds one protocol per open connection).
+    __slots__ = ()
+
     @abstractmethod
     def bytes_received(self, data: bytes) -> None:
         """Feed bytes that arrived from the peer.
@@ -66,6 +70,8 @@ class OverTCPProtocol(metaclass=ABCMeta):
 
 class OverQUICProtocol(metaclass=ABCMeta):
     """The network side of a protocol that runs over QUIC datagrams."""
+
+    __slots__ = ()
 
     @abstractmethod
     def clock(self, now: float) -> None:
@@ -131,6 +137,8 @@ class HTTPProtocol(metaclass=ABCMeta):
     :meth:`get_available_stream_id`; a server answers on the id of the
     request's :class:`~hcore.events.HeadersReceived`.
     """
+
+    __slots__ = ()
 
     @property
     @abstractmethod
@@ -261,6 +269,10 @@ class HTTPProtocol(metaclass=ABCMeta):
 class HTTPOverTCPProtocol(HTTPProtocol, OverTCPProtocol):
     """An HTTP protocol over one TCP (or TLS) connection: HTTP/1.1 or HTTP/2."""
 
+    __slots__ = ()
+
 
 class HTTPOverQUICProtocol(HTTPProtocol, OverQUICProtocol):
     """An HTTP protocol over a QUIC connection: HTTP/3."""
+
+    __slots__ = ()

@@ -19,7 +19,9 @@ __all__ = ("ClientRole", "ServerRole")
 class ServerRole(HTTP1Base):
     """The server's side: requests arrive, and are answered in order."""
 
-    # The state below lives in the concrete class's slots.
+    # The state below lives in the concrete class's slots (two bases with
+    # slots of their own could not be combined); mypy sees only this class's
+    # empty ones, hence the ignores where it is assigned.
     __slots__ = ()
 
     #: A request head arrived on the current stream.
@@ -67,7 +69,7 @@ class ServerRole(HTTP1Base):
         if self._request_method == b"CONNECT" or self._request_upgrade:
             # RFC 9110 §9.3.6: a CONNECT (or Upgrade) request's side stays
             # open for the tunnel unless the answer refuses it.
-            self._end_deferred = True
+            self._end_deferred = True  # type: ignore[misc]  # a concrete slot
         else:
             self._emit_end()
 
@@ -82,7 +84,7 @@ class ServerRole(HTTP1Base):
 class ClientRole(HTTP1Base):
     """The client's side: one request at a time, on the available stream."""
 
-    # The state below lives in the concrete class's slots.
+    # The state below lives in the concrete class's slots (see ServerRole).
     __slots__ = ()
 
     #: The request proposed a tunnel (CONNECT, Upgrade); its head was the
@@ -117,10 +119,10 @@ class ClientRole(HTTP1Base):
                 if awaiting:
                     self._tunnel_local_ended = True
                 else:
-                    self._dangling = None
+                    self._dangling = None  # type: ignore[misc]  # a concrete slot
             return
         raise LocalProtocolError(f"stream {stream_id} is not sending a body")
 
     def _stream_forgotten(self, stream_id: int) -> None:
         if stream_id == self._dangling:
-            self._dangling = None
+            self._dangling = None  # type: ignore[misc]  # a concrete slot
