@@ -11,7 +11,7 @@ body dropped unread and unclosed is handed back by a finalizer (see
 
 from __future__ import annotations
 
-import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -48,6 +48,10 @@ _T = TypeVar("_T")
 _CHUNK = 1 << 20
 # 1xx responses accepted before the final one.
 _MAX_INFORMATIONAL = 32
+# How long dropping a stream whose head was cut short may take.
+_RESET_GRACE = 1.0
+# Body bytes taken from the stream's queue with the response's head.
+_PREFETCH = 64 << 10
 
 
 class Refused(HCoreError):
@@ -139,6 +143,42 @@ async def _receive_head(stream: HTTPStream, request: Request) -> HeadersReceived
     raise RemoteProtocolError("too many informational responses")
 
 
+async def _flush_head(
+    stream: HTTPStream, pool: ConnectionPool, entry: PoolEntry, write: float | None
+) -> None:
+    """Write the rest of a request head the socket took only part of.
+
+    :raises WriteTimeout: if ``write`` passed (the stream is closed then).
+    """
+    connection = stream.connection
+    try:
+        if write is None:
+            await connection.flush()
+            return
+        timer = pool._write_timer
+        scope = timer.scope(write, shared=entry.reports_unsent)
+        with scope:
+            try:
+                await connection.flush()
+                return
+            finally:
+                timer.done(scope)
+    except BaseException:
+        await _drop(stream)
+        raise
+    await _drop(stream)
+    raise WriteTimeout(f"sending the request headers took longer than {write} s")
+
+
+async def _drop(stream: HTTPStream) -> None:
+    """Reset a stream whose head was cut short, as a cancelled ``open_stream`` does.
+
+    Within a grace: the socket that blocked the head may block the reset too.
+    """
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_RESET_GRACE):
+        await stream.aclose()
+
+
 async def _start(
     entry: PoolEntry, pool: ConnectionPool, request: Request
 ) -> tuple[HTTPStream, HeadersReceived]:
@@ -159,7 +199,15 @@ async def _start(
     write = request.timeouts.write
     stream: HTTPStream | None = None
     try:
-        if write is None:
+        # Mostly written at once, with no scope or timer (see
+        # open_stream_nowait); the waits below are the exceptions.
+        stream = connection.open_stream_nowait(
+            headers, end_stream=empty, on_submitted=took_slot
+        )
+        if stream is not None:
+            if connection.write_pending:
+                await _flush_head(stream, pool, entry, write)
+        elif write is None:
             stream = await connection.open_stream(
                 headers, end_stream=empty, on_submitted=took_slot
             )
@@ -255,6 +303,24 @@ async def run_watched(
     return result[0]
 
 
+def _response(
+    entry: PoolEntry,
+    request: Request,
+    status: int,
+    fields: list[tuple[bytes, bytes]],
+    body: ResponseStream,
+    trailers: list[tuple[bytes, bytes]],
+) -> Response:
+    return Response(
+        status=status,
+        headers=fields,
+        http_version=entry.metrics.http_version,
+        stream=body,
+        request=request,
+        trailers=trailers,
+    )
+
+
 async def exchange(
     pool: ConnectionPool, entry: PoolEntry, request: Request
 ) -> Response:
@@ -283,16 +349,44 @@ async def exchange(
     trailers: list[tuple[bytes, bytes]] = []
     finished = head.end_stream
     failed = False
+    # The body's events that came with the head (a small response arrives
+    # whole in one read) are taken now, without a wait, up to _PREFETCH
+    # bytes (beyond the stream's queue bound); the first other event (an
+    # error) is left for the body's reader.
+    pieces: deque[bytes] = deque()
+    held: Event | None = None
+    prefetched = 0
+    # Bounded by the events already queued, and by _PREFETCH.
+    while not finished and prefetched < _PREFETCH:
+        queued = stream.receive_event_nowait()
+        if queued is None:
+            break
+        if isinstance(queued, DataReceived):
+            finished = queued.end_stream
+            if queued.data:
+                pieces.append(queued.data)
+                prefetched += len(queued.data)
+        elif isinstance(queued, TrailersReceived):
+            trailers.extend(queued.headers)
+            finished = True
+        else:
+            held = queued
+            break
 
     async def receive() -> bytes | None:
-        nonlocal finished, failed
+        nonlocal finished, failed, held
+        if pieces:
+            return pieces.popleft()
         # Bounded: every event is data, the end, or an error.
         while not finished:
-            try:
-                event = await stream.receive_event(timeout=request.timeouts.read)
-            except BaseException:
-                failed = True
-                raise
+            if held is not None:
+                event, held = held, None
+            else:
+                try:
+                    event = await stream.receive_event(timeout=request.timeouts.read)
+                except BaseException:
+                    failed = True
+                    raise
             if isinstance(event, DataReceived):
                 finished = event.end_stream
                 if event.data:
@@ -308,9 +402,11 @@ async def exchange(
                 raise error.error if isinstance(error, Refused) else error
         return None
 
+    limit = pool.limits.max_response_body_size
+    length = body_length(request, status, fields)
+
     async def close() -> None:
-        # Closed in time: the safety net below is not needed.
-        abandoned.detach()
+        # Closed in time: the safety net below is not called.
         if finished and not failed:
             # Over both ways (the request was sent whole before the head was
             # read): closing the stream resets nothing, it only writes what
@@ -333,31 +429,23 @@ async def exchange(
         nonlocal failed
         failed = True
 
-    body = ResponseStream(
-        receive,
-        close,
-        max_size=pool.limits.max_response_body_size,
-        content_length=body_length(request, status, fields),
-        fail=fail,
-    )
     # The safety net (as urllib3 and httpx have one): a body nobody reads to
     # its end nor closes would keep its connection (HTTP/1.1) or stream slot
     # (HTTP/2, HTTP/3) out of the pool for good.  When the garbage collector
     # takes it, the pool is told, resets the stream and books the exchange
     # as failed.  The callback holds no reference to the body itself.
-    abandoned = weakref.finalize(
-        body, pool.abandoned, entry, stream, started, request.url.raw
+    url = request.url.raw
+    body = ResponseStream(
+        receive,
+        close,
+        max_size=limit,
+        content_length=length,
+        fail=fail,
+        abandoned=lambda: pool.abandoned(entry, stream, started, url),
     )
-    abandoned.atexit = False
-    response = Response(
-        status=status,
-        headers=fields,
-        http_version=entry.metrics.http_version,
-        stream=body,
-        request=request,
-        trailers=trailers,
-    )
-    if finished:
+    response = _response(entry, request, status, fields, body, trailers)
+    if finished and not pieces:
+        # No body, or an empty one: nothing to read.
         await response.stream.aclose()
         response.content = b""
     return response

@@ -10,6 +10,7 @@ when the body ends or the stream is closed.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -264,6 +265,8 @@ class ResponseStream:
     :param content_length: the body's announced length, if any.
     :param fail: called before :meth:`aread` gives up on a body too large,
         so that the exchange is booked as failed.
+    :param abandoned: called if the stream is garbage-collected neither
+        read to its end nor closed (a pool takes its connection back then).
     """
 
     def __init__(
@@ -274,10 +277,12 @@ class ResponseStream:
         max_size: int | None = None,
         content_length: int | None = None,
         fail: Callable[[], None] | None = None,
+        abandoned: Callable[[], None] | None = None,
     ) -> None:
         self._receive = receive
         self._close = close
         self._fail = fail
+        self._abandoned = abandoned
         self._done = False
         self._closed = False
         self._too_large: ResponseBodyTooLarge | None = None
@@ -290,6 +295,13 @@ class ResponseStream:
         #: The body's length announced by ``content-length``, or ``None``
         #: (no such field, or a response that has no body, as one to HEAD).
         self.content_length = content_length
+
+    def __del__(self) -> None:
+        # A finalizer without a weakref.finalize per response (which cost
+        # more than its call): nothing to do for a stream read or closed,
+        # nor while the interpreter shuts down.
+        if not self._closed and self._abandoned is not None and not sys.is_finalizing():
+            self._abandoned()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()

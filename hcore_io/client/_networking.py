@@ -296,6 +296,18 @@ class _CountingUnsentByteStream(_CountingByteStream):
             raise
         self._metrics.bytes_sent += len(item)
 
+    def send_nowait(self, item: bytes) -> int:
+        """The wrapped stream's ``send_nowait``: what the socket took at once.
+
+        ``0`` (take the waiting ``send``) if the wrapped stream has none.
+        """
+        send = getattr(self._stream, "send_nowait", None)
+        if send is None:
+            return 0
+        sent: int = send(item)
+        self._metrics.bytes_sent += sent
+        return sent
+
     @property
     def unsent(self) -> bytes | memoryview:
         """The wrapped stream's ``unsent``: what its interrupted send left."""

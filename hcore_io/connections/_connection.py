@@ -326,15 +326,7 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
         self._check_usable()
         if protocol.has_expired() or not protocol.is_available():
             raise ConnectionClosed("the connection takes no new streams")
-        stream_id = protocol.get_available_stream_id()
-        protocol.submit_headers(stream_id, headers, end_stream)
-        self._transport.dirty = True
-        state = StreamState(stream_id, self._limit)
-        state.has_handle = True
-        state.local_ended = end_stream
-        self._streams[stream_id] = state
-        if on_submitted is not None:
-            on_submitted()
+        state = self._submit_new_stream(headers, end_stream, on_submitted)
         try:
             await self._flush()
         except anyio.get_cancelled_exc_class():

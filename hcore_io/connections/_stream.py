@@ -266,6 +266,15 @@ class HTTPStream:
             await connection._abandon(state)
             raise
 
+    def receive_event_nowait(self) -> Event | None:
+        """The stream's next event if it is queued already, else ``None``.
+
+        No wait, so no timeout and no cancellation.  ``None`` also when the
+        connection has something to do first (events held back, a close):
+        :meth:`receive_event` does it.
+        """
+        return self._connection._stream_take(self._state)
+
     def __aiter__(self) -> HTTPStream:
         return self
 

@@ -10,6 +10,7 @@ queue go on.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import anyio
 
@@ -20,7 +21,8 @@ from hcore_io.connections._driver import credit_key, stream_key
 from hcore_io.connections._gathering import JOINABLE_SIZE
 from hcore_io.connections._routing import Router
 from hcore_io.connections._state import StreamState
-from hcore_io.connections._stream import StreamReset
+from hcore_io.connections._stream import HTTPStream, StreamReset
+from hcore_io.connections._tcp_transport import TCPTransport
 
 __all__ = ("StreamOperations",)
 
@@ -30,6 +32,93 @@ _RESET_GRACE = 1.0
 
 class StreamOperations(Router):
     """What an :class:`HTTPStream` asks of its connection."""
+
+    def open_stream_nowait(
+        self,
+        headers: Headers,
+        *,
+        end_stream: bool = False,
+        on_submitted: Callable[[], object] | None = None,
+    ) -> HTTPStream | None:
+        """Start a request on a new stream if nothing has to wait for it.
+
+        :meth:`HTTPConnection.open_stream` without a wait, a checkpoint or a
+        cancel scope, where the network stream can write at once
+        (:class:`~hcore_io.networking.EpollNetworking`'s plain TCP): the
+        headers are handed to the protocol and written in the same call.
+        Nothing is done (``None``: call ``open_stream``) while a wait or an
+        error would come first: no free stream slot, a task writing, bytes
+        already queued (an HTTP/2 preface), a closed connection, or a
+        stream that cannot write without waiting.  If the socket takes only
+        part of the headers, the stream is returned and the rest stays
+        queued (:attr:`write_pending`) for :meth:`flush`.
+
+        :param headers: the request headers, pseudo-headers first.
+        :param end_stream: whether the request has no body.
+        :param on_submitted: called once the stream took its slot, as in
+            ``open_stream``.
+        :return: the stream, or ``None`` if nothing was done.
+        :raises hcore.LocalProtocolError: if the headers are malformed.
+        """
+        transport = self._transport
+        protocol = self._protocol
+        if (
+            self._write_lock.locked()
+            or self._gathering is not None
+            or not isinstance(transport, TCPTransport)
+            or self._closed
+            or self._transport_closed
+            or self._terminated is not None
+            or self._output_failed
+            or self._linger_deadline is not None
+            or protocol.has_expired()
+            or not protocol.is_available()
+            or not hasattr(transport.stream_to_read(), "send_nowait")
+            or transport.collect()
+        ):
+            return None
+        self._enter_stream_mode()
+        state = self._submit_new_stream(headers, end_stream, on_submitted)
+        if transport.collect() and transport.send_backlog_nowait():
+            # Written whole: what _flush does after a write (the new stream
+            # is in flight, so the connection cannot be over).
+            self._check_waiters()
+        return self._make_stream(state)
+
+    @property
+    def write_pending(self) -> bool:
+        """Whether bytes wait to be written (see :meth:`open_stream_nowait`)."""
+        return self._transport.collect()
+
+    async def flush(self) -> None:
+        """Write what waits to be written; return once it all left.
+
+        If another task is writing, wait for it: it writes these bytes too.
+
+        :raises hcore_io.ConnectionClosed: if the connection is closed.
+        :raises hcore_io.WriteError: if writing failed.
+        """
+        self._check_usable()
+        await self._flush()
+
+    def _submit_new_stream(
+        self,
+        headers: Headers,
+        end_stream: bool,
+        on_submitted: Callable[[], object] | None,
+    ) -> StreamState:
+        """Hand a new stream's headers to the protocol and book the stream."""
+        protocol = self._protocol
+        stream_id = protocol.get_available_stream_id()
+        protocol.submit_headers(stream_id, headers, end_stream)
+        self._transport.dirty = True
+        state = StreamState(stream_id, self._limit)
+        state.has_handle = True
+        state.local_ended = end_stream
+        self._streams[stream_id] = state
+        if on_submitted is not None:
+            on_submitted()
+        return state
 
     def _check_stream(self, state: StreamState) -> None:
         if state.reset_code is not None or state.refused:
@@ -208,8 +297,15 @@ class StreamOperations(Router):
         self._release(state)
         if not self._transport_closed:
             try:
-                # At most a reset (small): a gathering writer may send it.
-                await self._flush(joinable=True)
+                if self._transport.collect():
+                    # At most a reset (small): a gathering writer may send it.
+                    await self._flush(joinable=True)
+                else:
+                    # Nothing to write (a stream over both ways): the end of
+                    # _flush, without its call.
+                    self._check_waiters()
+                    if self._is_over():
+                        await self._close_if_over()
             except NetworkError:
                 pass
         if self._paused:

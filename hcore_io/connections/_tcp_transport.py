@@ -153,6 +153,29 @@ class TCPTransport(Transport):
         else:
             await self._send_shielded()
 
+    def send_backlog_nowait(self) -> bool:
+        """Write the backlog at once if the stream can (its ``send_nowait``).
+
+        No wait and no checkpoint: what the stream did not take stays first
+        in the backlog, for :meth:`send_backlog`; so does everything if the
+        stream has no ``send_nowait`` or its send failed (``send_backlog``
+        meets the failure again and reports it).
+
+        :return: whether the whole backlog left.
+        """
+        send = getattr(self._stream, "send_nowait", None)
+        if send is None or not self._backlog:
+            return not self._backlog
+        data = self._take_backlog()
+        try:
+            sent: int = send(data)
+        except _STREAM_ERRORS:
+            sent = 0
+        if sent < len(data):
+            self._backlog.insert(0, data[sent:])
+            return False
+        return True
+
     def _take_backlog(self) -> bytes:
         # Taken out before the write: nothing may be written twice.
         data = b"".join(self._backlog)

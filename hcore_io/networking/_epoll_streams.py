@@ -31,7 +31,8 @@ connection layer handles them as it handles AnyIO's own sockets:
   so before sending, so a cancelled send has sent nothing (one cancelled
   while waiting for writability has sent a part, as on every stream).
   Unlike AnyIO's streams, an interrupted send tells what it left unsent
-  (``unsent``), so that the connection layer can finish it.
+  (``unsent``), so that the connection layer can finish it.  ``send_nowait``
+  sends what the socket takes at once, with no checkpoint (a request head).
 - ``aclose`` unregisters the socket from epoll before closing the
   descriptor (see the poller's theory of operation).
 """
@@ -238,6 +239,18 @@ class EpollSocketStream(SocketStream):
             return 0
         except OSError as exc:
             raise self._broken(exc) from exc
+
+    def send_nowait(self, item: bytes) -> int:
+        """Send what the socket takes of ``item`` at once (no checkpoint, no wait).
+
+        :return: how many bytes the socket took (``0``: it would block).
+        :raises anyio.BrokenResourceError: the connection was reset or failed.
+        :raises anyio.ClosedResourceError: the stream is closed.
+        :raises anyio.BusyResourceError: another task is sending.
+        """
+        if self._sending:
+            raise anyio.BusyResourceError("writing to")
+        return self._send(item)
 
     async def send(self, item: bytes) -> None:
         """Send all of ``item``.
