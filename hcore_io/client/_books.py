@@ -422,7 +422,7 @@ class PoolBooks(metaclass=ABCMeta):
 
     async def release(self, entry: PoolEntry, started: float, failed: bool) -> None:
         """An exchange ended: book it and close the connection if it is spent."""
-        now = _now()
+        now = entry.clock()
         metrics = entry.metrics
         metrics.completed += 1
         metrics.total_request_time += now - started

@@ -213,7 +213,9 @@ class Client:
         try:
             await response.aread()
         finally:
-            await response.aclose()
+            # Read to its end, the body closed itself: nothing to await.
+            if not response.stream._closed:
+                await response.aclose()
         return response
 
     @asynccontextmanager

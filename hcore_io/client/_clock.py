@@ -11,15 +11,22 @@ asyncio backend returns, and falls back to AnyIO elsewhere (Trio).
 The pool only compares times it read itself (idle times, keep-alive,
 ``Alt-Svc`` lifetimes, request durations) and turns its pool timeout into
 a relative wait, so one source read consistently is all it needs.
+
+Finding the running loop costs that ``getpid`` too (CPython checks for a
+fork on every look-up).  A pooled connection lives on the event loop that
+opened it (its socket is that loop's), so its entry keeps that loop's
+clock, found once (:func:`loop_clock`), for the times read while one of
+its requests runs: the same clock :func:`now` would find.
 """
 
 from __future__ import annotations
 
 from asyncio import get_running_loop
+from collections.abc import Callable
 
 import anyio
 
-__all__ = ("now",)
+__all__ = ("loop_clock", "now")
 
 
 def now() -> float:
@@ -33,3 +40,15 @@ def now() -> float:
         # Not asyncio (Trio): its clock, found the usual way.
         return anyio.current_time()
     return loop.time()
+
+
+def loop_clock() -> Callable[[], float]:
+    """The running event loop's clock, as a function: what :func:`now` reads.
+
+    :return: the asyncio loop's ``time`` method, or AnyIO's clock (Trio).
+    """
+    try:
+        loop = get_running_loop()
+    except RuntimeError:
+        return anyio.current_time
+    return loop.time

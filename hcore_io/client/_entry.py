@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 from anyio.abc import SocketAttribute
 
+from hcore_io.client._clock import loop_clock
 from hcore_io.client._metrics import ConnectionMetrics
 from hcore_io.client._models import Origin
 from hcore_io.connections import HTTPConnection
@@ -70,6 +71,9 @@ class PoolEntry:
         #: Opened offering HTTP/1.1 alone (for a lease that asked for it).
         self.http1_only = http1_only
         self.metrics = ConnectionMetrics(str(origin))
+        #: The clock of the event loop its connection lives on (found once:
+        #: see ``_clock``), read while its requests run.
+        self.clock = loop_clock()
         self.connection: HTTPConnection | None = None
         #: ``connection.multiplexed``, read once it is open (a property
         #: chain the pool would otherwise ask several times a request).

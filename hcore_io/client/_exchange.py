@@ -33,7 +33,6 @@ from hcore_io._exceptions import (
     ReadError,
     WriteTimeout,
 )
-from hcore_io.client._clock import now
 from hcore_io.client._models import Request, Response, ResponseStream, body_length
 from hcore_io.connections import HTTPStream, StreamReset
 
@@ -330,7 +329,7 @@ async def exchange(
     :raises QUICUnconfirmed: a new HTTP/3 connection stayed silent.
     """
     assert entry.connection is not None
-    started = now()
+    started = entry.clock()
     entry.metrics.requests += 1
     try:
         if entry.quic:
@@ -443,6 +442,9 @@ async def exchange(
         fail=fail,
         abandoned=lambda: pool.abandoned(entry, stream, started, url),
     )
+    if finished and held is None and pieces:
+        # The whole body came with the head: aread joins it at once.
+        body._buffered = pieces
     response = _response(entry, request, status, fields, body, trailers)
     if finished and not pieces:
         # No body, or an empty one: nothing to read.

@@ -11,6 +11,7 @@ when the body ends or the stream is closed.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -285,6 +286,10 @@ class ResponseStream:
         self._abandoned = abandoned
         self._done = False
         self._closed = False
+        #: The whole rest of the body, when the exchange that made the
+        #: stream has it queued already (``receive`` returns these pieces,
+        #: then ``None`` without a wait): :meth:`aread` joins them at once.
+        self._buffered: deque[bytes] | None = None
         self._too_large: ResponseBodyTooLarge | None = None
         #: Body bytes read so far.
         self.bytes_read = 0
@@ -347,10 +352,9 @@ class ResponseStream:
         if self._too_large is not None:
             raise self._too_large
         limit = self.max_size
-        if limit is None:
-            return b"".join([chunk async for chunk in self])
         if (
-            self.content_length is not None
+            limit is not None
+            and self.content_length is not None
             and not (self._done or self._closed)
             and self.content_length - self.bytes_read > limit
         ):
@@ -361,6 +365,20 @@ class ResponseStream:
                 limit,
                 self.content_length,
             )
+        buffered = self._buffered
+        if buffered is not None and not (self._done or self._closed):
+            # The rest is queued whole: what reading it piece by piece below
+            # gives, in one step, when it fits (else the loop gives up).
+            size = sum(map(len, buffered))
+            if limit is None or size <= limit:
+                body = b"".join(buffered)
+                buffered.clear()
+                self.bytes_read += size
+                self._done = True
+                await self.aclose()
+                return body
+        if limit is None:
+            return b"".join([chunk async for chunk in self])
         chunks: list[bytes] = []
         held = 0
         # Bounded by the body, and by the limit: past it, reading stops.  No

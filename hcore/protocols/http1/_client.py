@@ -5,16 +5,21 @@ from __future__ import annotations
 from typing import cast
 
 import h11
+from h11._readers import ContentLengthReader
+from h11._state import CLIENT, IDLE, SERVER
 
 from hcore._error_codes import HTTP1_ERROR_CODES
 from hcore._errors import LocalProtocolError
 from hcore._types import Headers
-from hcore.events import HeadersReceived, InformationalResponseReceived
-from hcore.protocols.http1._h11_fast import WrittenHead
+from hcore.events import DataReceived, HeadersReceived, InformationalResponseReceived
+from hcore.protocols.http1._h11_fast import buffer_empty, take_body
 from hcore.protocols.http1._h11_fast_client import (
+    body_writer,
     commit_request,
-    request_head,
+    plain_request_state,
+    request_shape,
     take_response,
+    take_response_from,
 )
 from hcore.protocols.http1._headers import (
     plan_request_head,
@@ -26,6 +31,7 @@ from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_SIZE,
 )
 from hcore.protocols.http1._protocol import END_OF_MESSAGE, H11Protocol, _Phase
+from hcore.protocols.http1._request_memo import RequestMemo, repeatable
 from hcore.protocols.http1._roles import ClientRole
 
 __all__ = ("H11ClientProtocol",)
@@ -50,7 +56,7 @@ class H11ClientProtocol(ClientRole, H11Protocol):
     :param max_header_count: most fields accepted in a head or trailers.
     """
 
-    __slots__ = ("_dangling", "_proposed_tunnel")
+    __slots__ = ("_dangling", "_memo", "_proposed_tunnel")
 
     def __init__(
         self,
@@ -72,15 +78,19 @@ class H11ClientProtocol(ClientRole, H11Protocol):
         #: An earlier exchange whose request side the caller left open after
         #: the tunnel was refused; ending it is accepted and does nothing.
         self._dangling: int | None = None
+        #: The last request head planned, for a request that repeats it.
+        self._memo: RequestMemo | None = None
 
     def is_available(self) -> bool:
         """Whether a request can be sent now: connection idle and not closing."""
-        return (
-            self._phase is _Phase.HTTP
-            and not self._closing
-            and self._h11.our_state is h11.IDLE
-            and self._h11.their_state is h11.IDLE
-        )
+        if self._phase is not _Phase.HTTP or self._closing:
+            return False
+        if self._fast:
+            # h11's our_state and their_state, without their property calls
+            # (the I/O layer and the pool ask several times a request).
+            states = self._h11._cstate.states
+            return states[CLIENT] is IDLE and states[SERVER] is IDLE
+        return self._h11.our_state is h11.IDLE and self._h11.their_state is h11.IDLE
 
     def submit_headers(
         self, stream_id: int, headers: Headers, end_stream: bool = False
@@ -97,18 +107,25 @@ class H11ClientProtocol(ClientRole, H11Protocol):
                     f"the next request goes on stream {self._stream_id}, "
                     f"not {stream_id}"
                 )
-            method, target, fields, body = plan_request_head(headers, end_stream)
-            direct: WrittenHead | None = None
-            if self._fast and body is not None:
-                direct = request_head(self._h11, method, target, fields, body)
-            if direct is None:
+            memo = self._memo
+            if memo is None or not memo.matches(headers, end_stream):
+                memo = self._plan(headers, end_stream)
+            method = memo.method
+            body = memo.new_body()
+            head = memo.head
+            if head is not None and not plain_request_state(self._h11):
+                head = None
+            if head is None:
                 # h11's complaint about the event it is asked to build is ours.
-                request = request_event(method, target, fields)
+                request = request_event(method, memo.target, memo.fields)
             if body is not None:
                 body.check(0, end_stream)
-            if direct is not None:
-                head, writer = direct
-                commit_request(self._h11, method, writer)
+            if memo is not self._memo and repeatable(headers):
+                # Checked whole: kept for the next request.
+                self._memo = memo
+            if head is not None:
+                assert body is not None
+                commit_request(self._h11, method, body_writer(memo.chunked, body))
                 self._outgoing.append(head)
             else:
                 self._send(request)
@@ -132,12 +149,115 @@ class H11ClientProtocol(ClientRole, H11Protocol):
             return
         raise LocalProtocolError(f"stream {stream_id} cannot send headers now")
 
+    def _plan(self, headers: Headers, end_stream: bool) -> RequestMemo:
+        """Plan a request head (and write it, when plain); for :attr:`_memo`.
+
+        :raises LocalProtocolError: if the block is not a valid request.
+        """
+        method, target, fields, body = plan_request_head(headers, end_stream)
+        memo = RequestMemo(headers, end_stream, method, target, fields, body)
+        if self._fast and body is not None:
+            shape = request_shape(method, target, fields, body.framing)
+            if shape is not None:
+                memo.head, memo.chunked = shape
+        return memo
+
+    # -- receiving -------------------------------------------------------------
+
+    def bytes_received(self, data: bytes) -> None:
+        """Feed bytes from the peer; bad input becomes events, never raises."""
+        if (
+            self._fast
+            and type(data) is bytes
+            and data
+            and self._phase is _Phase.HTTP
+            and not self._eof
+            and not self._input_stopped
+            and self._paused_size is None
+            and self._direct(data)
+        ):
+            return
+        super().bytes_received(data)
+
+    def _direct(self, data: bytes) -> bool:
+        """Take a plain response head, or a piece of its body, from ``data``.
+
+        What feeding ``data`` to h11 and parsing it would do (see
+        :func:`take_response_from`), while h11 holds no bytes: the head and
+        the body are read from ``data``, and what follows the body (which
+        h11 would hold) is handed to h11.
+
+        :return: whether ``data`` was taken (else nothing changed).
+        """
+        conn = self._h11
+        reader = conn._reader
+        if type(reader) is ContentLengthReader:
+            # More of a body: as take_body would read it from h11's buffer.
+            if not reader._remaining or not buffer_empty(conn):
+                return False
+            offset = 0
+        else:
+            taken = take_response_from(conn, data)
+            if taken is None:
+                return False
+            status, code, reason, fields, offset = taken
+            limits = self._limits
+            count = len(fields)
+            if count <= limits.max_count and offset + 3 + count <= limits.max_size:
+                # Within the bounds for sure: HeadLimits.check's estimate of
+                # a head (15 bytes and the reason for the status line, 4 and
+                # the name and value for a field, 4 for the CRLFs) is at
+                # most its size on the wire, plus 3 and 1 per field.
+                block = ((b":status", code), *fields)
+                self._emit(HeadersReceived(self._stream_id, block))
+            else:
+                self._response_head(status, reason, fields, interim=False)
+            if self._phase is not _Phase.HTTP:
+                # Refused: h11 keeps the rest, as it would have.
+                if offset < len(data):
+                    conn.receive_data(data[offset:])
+                return True
+            reader = cast(ContentLengthReader, conn._reader)
+            if offset == len(data):
+                if reader._remaining:
+                    # The body comes later.
+                    return True
+                return self._end_direct()
+        remaining = reader._remaining
+        end = offset + remaining
+        piece = data[offset:end] if offset or end < len(data) else data
+        if piece:
+            reader._remaining = remaining - len(piece)
+            self._emit(DataReceived(self._stream_id, piece))
+        if end < len(data):
+            # Bytes past the body: h11 holds them, and they are parsed
+            # (as the server's error) the usual way.
+            conn.receive_data(data[end:])
+            H11Protocol._receive(self)
+            return True
+        if reader._remaining:
+            # h11 would say NEED_DATA, with nothing to change.
+            return True
+        return self._end_direct()
+
+    def _end_direct(self) -> bool:
+        """The body taken directly is complete: end the message, as h11 would."""
+        if take_body(self._h11) is None:
+            # A state in which the end triggers more: h11 reads it.
+            H11Protocol._receive(self)
+        else:
+            self._received_end(END_OF_MESSAGE)
+        return True
+
     # -- role-specific parts ---------------------------------------------------
 
     def _exchange_open(self) -> bool:
         return self._phase is _Phase.TUNNEL or self._h11.our_state is not h11.IDLE
 
     def _exchange_states(self) -> tuple[object, object]:
+        if self._fast:
+            states = self._h11._cstate.states
+            return states[SERVER], states[CLIENT]
         return self._h11.their_state, self._h11.our_state
 
     def _may_parse(self) -> bool:

@@ -429,8 +429,11 @@ def end_message(conn: h11.Connection, write: list[bytes]) -> bool:
     ):
         return False
     writer = conn._writer
-    assert isinstance(writer, BodyWriter)
-    writer.send_eom(_NO_TRAILERS, write.append)
+    if type(writer) is not ContentLengthWriter or writer._length:
+        assert isinstance(writer, BodyWriter)
+        writer.send_eom(_NO_TRAILERS, write.append)
+    # Else a complete Content-Length body, which ends with no bytes and no
+    # check left (ContentLengthWriter.send_eom without trailers).
     states[role] = DONE
     if role is CLIENT:
         conn.client_is_waiting_for_100_continue = False

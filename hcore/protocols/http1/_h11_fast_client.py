@@ -12,13 +12,14 @@ goes through h11.  Used only when :data:`._h11_fast.FAST_H11` is true.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TypeVar, cast
 
 import h11
 from h11._events import method_re, request_target_re
 from h11._readers import (
     READERS,
     ContentLengthReader,
+    header_field_re,
     status_line_re,
 )
 from h11._state import CLIENT, DONE, IDLE, SEND_BODY, SEND_RESPONSE, SERVER
@@ -35,8 +36,17 @@ from hcore.protocols.http1._h11_fast import (
 )
 from hcore.protocols.http1._headers import Framing, OutgoingBody
 
-__all__ = ("commit_request", "request_head", "take_response")
+__all__ = (
+    "body_writer",
+    "commit_request",
+    "plain_request_state",
+    "request_head",
+    "request_shape",
+    "take_response",
+    "take_response_from",
+)
 
+_T = TypeVar("_T")
 _READ_RESPONSE = cast(IO, READERS[(SERVER, SEND_RESPONSE)])
 #: Request fields the client's direct path looks at.
 _OUTGOING_REQUEST_SPECIAL = frozenset(
@@ -74,14 +84,49 @@ def request_head(
     :return: the head's bytes and the body writer, or ``None`` when the
         request is not of the plain shape (h11 must send it).
     """
+    if not plain_request_state(conn):
+        return None
+    shape = request_shape(method, target, fields, body.framing)
+    if shape is None:
+        return None
+    head, chunked = shape
+    return head, body_writer(chunked, body)
+
+
+def plain_request_state(conn: h11.Connection) -> bool:
+    """Whether h11's state lets a request head take the direct path.
+
+    Both sides idle, keep-alive, no protocol switch proposed.
+    """
     cstate = conn._cstate
     states = cstate.states
+    return (
+        states[CLIENT] is IDLE
+        and states[SERVER] is IDLE
+        and cstate.keep_alive
+        and not cstate.pending_switch_proposals
+    )
+
+
+def request_shape(
+    method: bytes,
+    target: bytes,
+    fields: list[tuple[bytes, bytes]],
+    framing: Framing,
+) -> tuple[bytes, bool] | None:
+    """Write a request head as ``send(Request)`` would, if it is plain.
+
+    A function of its arguments alone (h11's state is
+    :func:`plain_request_state`'s part), so a client may keep its result
+    for a request it repeats.
+
+    :param fields: the fields from ``plan_request_head`` (``Host`` first).
+    :param framing: the body's framing (not a proposed tunnel).
+    :return: the head's bytes and whether its body is chunked, or ``None``
+        when the request is not of the plain shape (h11 must send it).
+    """
     if (
-        states[CLIENT] is not IDLE
-        or states[SERVER] is not IDLE
-        or not cstate.keep_alive
-        or cstate.pending_switch_proposals
-        or method == b"CONNECT"
+        method == b"CONNECT"
         or type(method) is not bytes
         or type(target) is not bytes
         or not method_re.fullmatch(method)
@@ -117,17 +162,20 @@ def request_head(
         append(b"%s: %s\r\n" % (name, value))
     if not hosts:
         return None
-    writer: BodyWriter
     if coding:
-        if lengths or body.framing is not Framing.CHUNKED:
+        if lengths or framing is not Framing.CHUNKED:
             return None
-        writer = ChunkedWriter()
-    elif body.framing is Framing.LENGTH:
-        writer = ContentLengthWriter(body.remaining)
-    else:
+    elif framing is not Framing.LENGTH:
         return None
     append(b"\r\n")
-    return b"".join(lines), writer
+    return b"".join(lines), coding
+
+
+def body_writer(chunked: bool, body: OutgoingBody) -> BodyWriter:
+    """The writer h11 chooses for a plain request's body."""
+    if chunked:
+        return ChunkedWriter()
+    return ContentLengthWriter(body.remaining)
 
 
 def commit_request(conn: h11.Connection, method: bytes, writer: BodyWriter) -> None:
@@ -194,3 +242,135 @@ def take_response(
     conn.client_is_waiting_for_100_continue = False
     conn._reader = ContentLengthReader(length)
     return status, b"" if reason is None else reason, fields
+
+
+def take_response_from(
+    conn: h11.Connection, data: bytes
+) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]], int] | None:
+    """:func:`take_response` on bytes just received, h11's buffer being empty.
+
+    What ``receive_data(data)`` then :func:`take_response` would do, without
+    the copy into h11's buffer and out of it: the head is parsed from
+    ``data`` itself, and h11's state moved the same way.  The rest of
+    ``data`` (from the returned offset) is the caller's: what h11's buffer
+    would hold now.  Lines seen before are known from
+    :func:`_status_line` and :func:`_field_line`'s bounded memos.
+
+    :return: the status, its three digits, the reason phrase, the fields
+        (names lower-case) and where the head ends in ``data`` (its size),
+        or ``None`` (nothing changed: feed ``data`` to h11).
+    """
+    cstate = conn._cstate
+    states = cstate.states
+    if (
+        states[SERVER] is not SEND_RESPONSE
+        or states[CLIENT] not in (DONE, SEND_BODY)
+        or not cstate.keep_alive
+        or cstate.pending_switch_proposals
+        or conn._receive_buffer_closed
+        or conn._receive_buffer._data
+        or conn._request_method in _NO_CONTENT_METHODS
+    ):
+        return None
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    # As head_lines: the lines split on CRLF are h11's lines unless one
+    # holds a lone CR or LF, which no line pattern matches.
+    lines = data[:end].split(b"\r\n")
+    start = _STATUS_LINES.get(lines[0]) or _status_line(lines[0])
+    if start is None:
+        return None
+    fields: list[tuple[bytes, bytes]] = []
+    append = fields.append
+    length = -1
+    known_line = _FIELD_LINES.get
+    for line in lines[1:]:
+        known = known_line(line) or _field_line(line)
+        if known is None:
+            return None
+        field, size = known
+        if size >= 0:
+            if length >= 0:
+                return None
+            length = size
+        append(field)
+    if length < 0:
+        return None
+    status, code, reason = start
+    # Connection._process_event(SERVER, Response); pending_switch_proposals
+    # is already the empty set h11 would set.
+    states[SERVER] = SEND_BODY
+    conn.their_http_version = b"1.1"
+    conn.client_is_waiting_for_100_continue = False
+    conn._reader = ContentLengthReader(length)
+    return status, code, reason, fields, end + 4
+
+
+#: Status lines of plain responses seen before: the status, its digits and
+#: the reason.
+_STATUS_LINES: dict[bytes, tuple[int, bytes, bytes]] = {}
+#: Field lines seen before: the field (name lower-case) and, for a
+#: Content-Length, its value (else -1).  Only lines of no concern to the
+#: framing but their length, and not long: a server repeats most of its
+#: fields (its name, the content type, a Date each second).
+_FIELD_LINES: dict[bytes, tuple[tuple[bytes, bytes], int]] = {}
+#: Lines kept in each memo; a full memo is emptied and starts again.
+_LINES_KEPT = 512
+#: Longest line kept.
+_LINE_KEPT_SIZE = 256
+
+
+def _status_line(line: bytes) -> tuple[int, bytes, bytes] | None:
+    """Parse a plain response's status line with h11's pattern, and keep it.
+
+    :return: the status, its three digits and the reason phrase, or
+        ``None`` if the line is
+        not h11's status line or not a plain response's (HTTP/1.1, a final
+        status other than 204 and 304).
+    """
+    match = status_line_re.fullmatch(line)
+    if match is None:
+        return None
+    version, code, reason = match.group("http_version", "status_code", "reason")
+    status = int(code)
+    if version != b"1.1" or status < 200 or status in _NO_CONTENT_STATUSES:
+        return None
+    # Three digits, the first one 2 or more: b"%d" % status.
+    start = (status, code, b"" if reason is None else reason)
+    _keep(_STATUS_LINES, line, start)
+    return start
+
+
+def _field_line(line: bytes) -> tuple[tuple[bytes, bytes], int] | None:
+    """Parse a response's field line as :func:`._h11_fast.incoming_fields`, and keep it.
+
+    :return: the field (name lower-case) and its Content-Length (else -1),
+        or ``None`` if the line is not plain (no match, a bad length,
+        ``Transfer-Encoding``, ``Connection: close``).
+    """
+    field = header_field_re.fullmatch(line)
+    if field is None:
+        return None
+    name, value = field.group("field_name", "field_value")
+    name = name.lower()
+    size = -1
+    if name in _INCOMING_RESPONSE_SPECIAL:
+        if name == b"content-length":
+            if not LENGTH.fullmatch(value):
+                return None
+            size = int(value)
+        elif name != b"connection" or b"close" in value.lower():
+            return None
+    known = ((name, value), size)
+    _keep(_FIELD_LINES, line, known)
+    return known
+
+
+def _keep(memo: dict[bytes, _T], line: bytes, value: _T) -> None:
+    """Remember a short line's parse; empty a full memo first (bounded)."""
+    if len(line) > _LINE_KEPT_SIZE:
+        return
+    if len(memo) >= _LINES_KEPT:
+        memo.clear()
+    memo[line] = value

@@ -58,6 +58,7 @@ from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_COUNT,
     DEFAULT_MAX_HEADER_SIZE,
 )
+from hcore.protocols.http1._request_memo import RequestMemo, repeatable
 
 __all__ = ("HTTPToolsClientProtocol",)
 
@@ -83,6 +84,7 @@ class HTTPToolsClientProtocol(ClientExchange):
     __slots__ = (
         "_fields",
         "_halting",
+        "_memo",
         "_parser",
         "_reason",
         "_tail",
@@ -106,6 +108,8 @@ class HTTPToolsClientProtocol(ClientExchange):
         self._trailer_size = 0
         #: A callback stopped llhttp on purpose.
         self._halting = False
+        #: The last request head planned, for a request that repeats it.
+        self._memo: RequestMemo | None = None
 
     # -- HTTPProtocol: submitting --------------------------------------------
 
@@ -124,21 +128,18 @@ class HTTPToolsClientProtocol(ClientExchange):
                     f"the next request goes on stream {self._stream_id}, "
                     f"not {stream_id}"
                 )
-            method, target, fields, body = request_head(headers, end_stream)
+            memo = self._memo
+            if memo is None or not memo.matches(headers, end_stream):
+                memo = self._plan(headers, end_stream)
+            body = memo.new_body()
             if body is not None:
                 body.check(0, end_stream)
-            self._outgoing.append(
-                b"%s %s HTTP/1.1\r\n" % (method, target) + head_fields(fields)
-            )
-            self._start_exchange(
-                method,
-                upgrade=proposes_upgrade(fields),
-                close=any(
-                    b"close" in tokens(value)
-                    for name, value in fields
-                    if name.lower() == b"connection"
-                ),
-            )
+            if memo is not self._memo and repeatable(headers):
+                # Checked whole: kept for the next request.
+                self._memo = memo
+            assert memo.head is not None
+            self._outgoing.append(memo.head)
+            self._start_exchange(memo.method, upgrade=memo.upgrade, close=memo.close)
             if body is None:
                 # CONNECT or Upgrade: no content; what follows the head is
                 # the tunnel, if the server agrees.
@@ -158,6 +159,22 @@ class HTTPToolsClientProtocol(ClientExchange):
             self._submit_trailers(self._sending, headers, end_stream)
             return
         raise LocalProtocolError(f"stream {stream_id} cannot send headers now")
+
+    def _plan(self, headers: Headers, end_stream: bool) -> RequestMemo:
+        """Plan, check and write a request head; for :attr:`_memo`.
+
+        :raises LocalProtocolError: if the block is not a valid request.
+        """
+        method, target, fields, body = request_head(headers, end_stream)
+        memo = RequestMemo(headers, end_stream, method, target, fields, body)
+        memo.head = b"%s %s HTTP/1.1\r\n" % (method, target) + head_fields(fields)
+        memo.upgrade = proposes_upgrade(fields)
+        memo.close = any(
+            b"close" in tokens(value)
+            for name, value in fields
+            if name.lower() == b"connection"
+        )
+        return memo
 
     # -- receiving ---------------------------------------------------------------
 
@@ -189,9 +206,12 @@ class HTTPToolsClientProtocol(ClientExchange):
                 return
             if type(view) is bytes:
                 view = memoryview(view)
-            self._head_size = 0
+            # The head's whole size while its callbacks run (see
+            # on_headers_complete), then 0 for the next head.
+            self._head_size += end
             self._tail = b""
             self._run(view[:end])
+            self._head_size = 0
             view = view[end:]
         if view and self._tunnel and not self._closed:
             self._emit(DataReceived(self._stream_id, bytes(view)))
@@ -265,10 +285,18 @@ class HTTPToolsClientProtocol(ClientExchange):
         status: int = parser.get_status_code()
         fields = self._fields
         self._fields = []
-        complaint = self._limits.check(len(self._reason) + 15, fields)
-        if complaint is not None:
-            self._fail(431, complaint)
-            self._halt()
+        limits = self._limits
+        count = len(fields)
+        head = self._head_size
+        if not head or count > limits.max_count or head + 3 + count > limits.max_size:
+            # Else within the bounds for sure: the check's estimate (15
+            # bytes and the reason for the status line, 4 and the name and
+            # value for a field, 4 for the CRLFs) is at most the head's size
+            # on the wire, plus 3 and 1 per field.
+            complaint = limits.check(len(self._reason) + 15, fields)
+            if complaint is not None:
+                self._fail(431, complaint)
+                self._halt()
         codings: list[bytes] = []
         length = close = False
         for name, value in fields:
@@ -276,7 +304,8 @@ class HTTPToolsClientProtocol(ClientExchange):
                 codings.append(value.lower())
             elif name == b"content-length":
                 length = True
-            elif name == b"connection":
+            elif name == b"connection" and b"close" in value.lower():
+                # A "close" token needs "close" in the value.
                 close = close or b"close" in tokens(value)
         if len(codings) > 1:
             self._fail(501, "multiple Transfer-Encoding headers")

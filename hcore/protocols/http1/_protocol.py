@@ -380,7 +380,9 @@ class H11Protocol(HTTP1Base):
         return self._h11.trailing_data == _NOTHING_TRAILING
 
     def _received_end(self, event: h11.EndOfMessage) -> None:
-        if event.headers:
+        # The shared end without trailers is known without asking h11's
+        # Headers whether it is empty.
+        if event is not END_OF_MESSAGE and event.headers:
             trailers = received_fields(event.headers)
             complaint = self._limits.check(0, trailers)
             if complaint is not None:
