@@ -349,7 +349,8 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
             in flight).
         :raises hcore_io.ReadTimeout: if ``timeout`` passed first.
         """
-        self._enter_stream_mode()
+        if not self._stream_mode:
+            self._enter_stream_mode()
         self._accepting = True
         if not self._streams:
             # A dict keeps its table when its last key goes: an idle

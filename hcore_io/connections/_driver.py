@@ -252,9 +252,30 @@ class Driver(metaclass=ABCMeta):
                         self._read_timer.read_done()
                         self._read_scope = None
                         self._reading = False
-                    await self._after_read(
-                        scope.cancelled_caught, more, linger, deadline
-                    )
+                    if scope.cancelled_caught:
+                        await self._read_cancelled(linger, deadline)
+                        continue
+                    # What the read brought is routed here, not in a
+                    # coroutine of its own (a frame less on every read).
+                    if not more:
+                        self._input_done = True
+                        if transport.read_error is not None:
+                            self._broken = transport.read_error
+                    self._dispatch()
+                    if transport.collect():
+                        if not self._write_lock.locked():
+                            # Let another task read while this one writes.
+                            self._waiters.pass_baton()
+                        await self._flush_within(deadline)
+                    else:
+                        # Nothing to write: the end of _flush, without its call.
+                        if self._waiters or self._draining:
+                            # (Nobody is reading: _check_waiters' first test.)
+                            self._check_waiters()
+                        if not self._transport_closed and self._protocol.has_expired():
+                            await self._close_if_over()
+                    if self._input_done:
+                        self._wake_all()
                 elif deadline == math.inf:
                     await self._waiters.park(key)
                 else:
@@ -266,45 +287,21 @@ class Driver(metaclass=ABCMeta):
             if not self._reading:
                 self._waiters.pass_baton()
 
-    async def _after_read(
-        self, cancelled: bool, more: bool, linger: float, deadline: float
-    ) -> None:
-        """What follows a read of :meth:`_wait`: feed, route, write, close.
+    async def _read_cancelled(self, linger: float, deadline: float) -> None:
+        """After a read of :meth:`_wait` was cancelled: why, and what follows.
 
-        :param cancelled: whether the read's scope was cancelled (then
-            ``more`` means nothing).
-        :param more: what the transport's receive returned.
         :param linger: the linger deadline the read had (``math.inf``: none).
         :param deadline: the waiting task's.
+        :raises DeadlinePassed: if the task's deadline passed.
         """
-        if cancelled:
-            now = anyio.current_time()
-            if now >= linger:
-                # The peer did not close within the linger time.
-                await self._close_transport()
-            elif now >= deadline:
-                raise DeadlinePassed
-            # Otherwise interrupted (reads are cancel-safe): the connection
-            # closed, or another task routed what this one waits for.
-            return
-        transport = self._transport
-        if not more:
-            self._input_done = True
-            if transport.read_error is not None:
-                self._broken = transport.read_error
-        self._dispatch()
-        if transport.collect():
-            if not self._write_lock.locked():
-                # Let another task read while this one writes.
-                self._waiters.pass_baton()
-            await self._flush_within(deadline)
-        else:
-            # Nothing to write: the end of _flush, without its calls.
-            self._check_waiters()
-            if self._is_over():
-                await self._close_if_over()
-        if self._input_done:
-            self._wake_all()
+        now = anyio.current_time()
+        if now >= linger:
+            # The peer did not close within the linger time.
+            await self._close_transport()
+        elif now >= deadline:
+            raise DeadlinePassed
+        # Otherwise interrupted (reads are cancel-safe): the connection
+        # closed, or another task routed what this one waits for.
 
     @abstractmethod
     async def _flush_within(self, deadline: float) -> None:

@@ -58,12 +58,17 @@ class TaskScope:
         "_cancelling",
         "_delivered",
         "_entered",
+        "_loop",
         "_task",
         "cancel_called",
         "cancelled_caught",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """:param loop: the running loop, if the caller knows it already."""
+        # Given, current_task() needs no look-up of the running loop (which
+        # costs a getpid() on Python 3.11).
+        self._loop = loop
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
         self._entered = False
@@ -75,7 +80,7 @@ class TaskScope:
         self.cancelled_caught = False
 
     def __enter__(self) -> TaskScope:
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop)
         assert task is not None
         self._task = task
         self._cancelling = task.cancelling()
@@ -173,7 +178,7 @@ class ReadTimer:
             # Trio: the scope's own deadline costs no timer handle.
             return anyio.CancelScope(deadline=deadline)
         if deadline == math.inf:
-            return TaskScope() if self._light else anyio.CancelScope()
+            return TaskScope(loop) if self._light else anyio.CancelScope()
         if loop.time() >= deadline:
             # Already past: the scope cancels the read at once.
             return anyio.CancelScope(deadline=deadline)
@@ -184,7 +189,7 @@ class ReadTimer:
             handle = None
         if handle is None:
             self._handle = loop.call_at(deadline, self._fire, context=_CONTEXT)
-        scope = self._scope = TaskScope() if self._light else anyio.CancelScope()
+        scope = self._scope = TaskScope(loop) if self._light else anyio.CancelScope()
         self._deadline = deadline
         return scope
 

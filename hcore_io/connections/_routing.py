@@ -129,7 +129,10 @@ class Router(Writer):
                 state.unanswered = True
                 gathering.unanswered += 1
             self._accepted.append(self._make_stream(state))
-            self._wake(ACCEPT)
+            if self._waiters or self._read_scope is not None:
+                # (Asked here: a task reading its own request has nobody
+                # to wake, and this is every request's path.)
+                self._wake(ACCEPT)
         return state
 
     def _route_message(self, event: HeadersReceived | DataReceived) -> None:
@@ -173,7 +176,8 @@ class Router(Writer):
         state.events.put(event)
         if not was_full and state.events.full:
             self._full_queues += 1
-        self._wake(stream_key(state.stream_id))
+        if self._waiters or self._read_scope is not None:
+            self._wake(stream_key(state.stream_id))
 
     def _put_connection_event(self, event: Event) -> None:
         if self._stream_mode:
@@ -189,7 +193,14 @@ class Router(Writer):
 
     def _forget_if_done(self, state: StreamState) -> None:
         """Drop a finished stream from the books once its queue was read."""
-        if not state.finished or state.events:
+        # (StreamState.finished written out: asked several times per
+        # request, mostly of a stream still going.)
+        if (
+            state.reset_code is None
+            and not state.refused
+            and not state.lost
+            and not (state.local_ended and state.remote_ended)
+        ) or state.events:
             return
         if state.unanswered:
             self._answered(state)

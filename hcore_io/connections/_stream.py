@@ -129,10 +129,16 @@ class HTTPStream:
         :raises hcore.LocalProtocolError: if the protocol refuses the block.
         """
         if timeout is None:
-            # The common case, without _guard's closure and scope.
-            await self._untimed(
-                self._connection._stream_send_headers(self._state, headers, end_stream)
-            )
+            # The common case, without _guard's closure and scope: no
+            # scope of its own, so any cancellation comes from outside, and
+            # the task gives the stream up.
+            try:
+                await self._connection._stream_send_headers(
+                    self._state, headers, end_stream
+                )
+            except anyio.get_cancelled_exc_class():
+                await self._connection._abandon(self._state)
+                raise
             return
         await self._guard(
             lambda: self._connection._stream_send_headers(
@@ -161,10 +167,12 @@ class HTTPStream:
         :raises hcore_io.WriteTimeout: if ``timeout`` passed.
         """
         if timeout is None:
-            # The common case, without _guard's closure and scope.
-            await self._untimed(
-                self._connection._stream_send_data(self._state, data, end_stream)
-            )
+            # The common case, as in send_headers.
+            try:
+                await self._connection._stream_send_data(self._state, data, end_stream)
+            except anyio.get_cancelled_exc_class():
+                await self._connection._abandon(self._state)
+                raise
             return
         await self._guard(
             lambda: self._connection._stream_send_data(self._state, data, end_stream),
@@ -198,12 +206,14 @@ class HTTPStream:
         :raises hcore.LocalProtocolError: if the protocol refuses the block.
         """
         if timeout is None:
-            # The common case, without _guard's closure and scope.
-            await self._untimed(
-                self._connection._stream_send_headers_and_data(
+            # The common case, as in send_headers.
+            try:
+                await self._connection._stream_send_headers_and_data(
                     self._state, headers, data, end_stream
                 )
-            )
+            except anyio.get_cancelled_exc_class():
+                await self._connection._abandon(self._state)
+                raise
             return
         await self._guard(
             lambda: self._connection._stream_send_headers_and_data(
@@ -300,15 +310,6 @@ class HTTPStream:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _untimed(self, operation: Awaitable[None]) -> None:
-        # No scope of its own: any cancellation comes from outside, and the
-        # task gives the stream up.
-        try:
-            await operation
-        except anyio.get_cancelled_exc_class():
-            await self._connection._abandon(self._state)
-            raise
-
     async def _guard(
         self,
         operation: Callable[[], Awaitable[_T]],
@@ -316,7 +317,7 @@ class HTTPStream:
         what: str,
         error: type[TimeoutError],
     ) -> _T:
-        # (timeout=None is _untimed's, without this closure and scope.)
+        # (timeout=None is done inline, without this closure and scope.)
         with anyio.move_on_after(timeout) as scope:
             try:
                 return await operation()

@@ -176,12 +176,24 @@ class StreamOperations(Router):
         self._check_stream(state)
         # Submitted together and flushed once: the protocol's bytes_to_send()
         # then hands the head and the body to the transport in one piece.
+        # (_submit_data written out: every response's path, a frame less.)
+        protocol = self._protocol
+        stream_id = state.stream_id
         try:
-            self._protocol.submit_headers(state.stream_id, headers, False)
-            waited = await self._submit_data(state.stream_id, data, end_stream, state)
+            protocol.submit_headers(stream_id, headers, False)
+            protocol.submit_data(stream_id, data, end_stream)
+            self._transport.dirty = True
+            state.local_ended = state.local_ended or end_stream
+            if state.unanswered:
+                self._answered(state)
+            await self._flush(joinable=len(data) <= JOINABLE_SIZE)
+            if not protocol.pending_data_size(stream_id):
+                self._forget_if_done(state)
+                return
+            await self._wait_for_credit(stream_id, state)
         except LocalProtocolError as exc:
             raise self._refused(state, exc) from exc
-        if waited and (state.reset_code is not None or state.refused):
+        if state.reset_code is not None or state.refused:
             raise StreamReset(
                 state.stream_id, state.reset_code, by_peer=state.reset_by_peer
             )
@@ -202,6 +214,12 @@ class StreamOperations(Router):
             if state is not None:
                 self._forget_if_done(state)
             return False
+        await self._wait_for_credit(stream_id, state)
+        return True
+
+    async def _wait_for_credit(self, stream_id: int, state: StreamState | None) -> None:
+        """Wait while the protocol holds the stream's data for lack of credit."""
+        protocol = self._protocol
 
         def has_credit() -> bool:
             aborted = state is not None and (
@@ -212,7 +230,6 @@ class StreamOperations(Router):
         await self._wait(credit_key(stream_id), has_credit)
         if state is not None:
             self._forget_if_done(state)
-        return True
 
     async def _stream_reset(self, state: StreamState, error_code: int | None) -> None:
         if state.finished:
@@ -291,7 +308,8 @@ class StreamOperations(Router):
             self._full_queues -= 1
         state.events.clear()
         self._forget_if_done(state)
-        self._wake(stream_key(state.stream_id))
+        if self._waiters or self._read_scope is not None:
+            self._wake(stream_key(state.stream_id))
 
     async def _stream_close(self, state: StreamState) -> None:
         self._release(state)

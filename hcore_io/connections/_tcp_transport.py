@@ -10,7 +10,7 @@ grace time) rather than left cut short; see
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
@@ -28,6 +28,10 @@ from hcore_io.connections._transport_base import (
 )
 
 __all__ = ("TCPTransport",)
+
+# What a failed send raises (asyncio raises RuntimeError for a write after
+# write_eof()).
+_SEND_ERRORS = (*_STREAM_ERRORS, RuntimeError)
 
 # How much one read asks of a byte stream.  asyncio's transports read 256 KiB
 # at a time: asking as much takes a bulk download's data in one turn of the
@@ -144,14 +148,15 @@ class TCPTransport(Transport):
             self._backlog.append(data)
         return bool(self._backlog)
 
-    async def send_backlog(self) -> None:
+    def send_backlog(self) -> Coroutine[Any, Any, None]:
         # A cancelled write is finished, not abandoned: the peer must never
         # get part of a message (an HTTP/2 frame cut short, a TLS record
-        # half sent corrupts the connection for every stream).
+        # half sent corrupts the connection for every stream).  A plain
+        # method returning the coroutine that writes: no frame of its own
+        # on every write.
         if self._reports_unsent:
-            await self._send_finishing_cancelled()
-        else:
-            await self._send_shielded()
+            return self._send_finishing_cancelled()
+        return self._send_shielded()
 
     def send_backlog_nowait(self) -> bool:
         """Write the backlog at once if the stream can (its ``send_nowait``).
@@ -185,16 +190,19 @@ class TCPTransport(Transport):
     async def _send(self, data: bytes) -> None:
         try:
             await self._stream.send(data)
-        except (*_STREAM_ERRORS, RuntimeError) as exc:
-            # asyncio raises RuntimeError for a write after write_eof().
+        except _SEND_ERRORS as exc:
             raise WriteError(f"writing failed: {describe(exc)}") from exc
 
     async def _send_finishing_cancelled(self) -> None:
         # No cancel scope unless a cancellation came: the stream says what
         # an interrupted send left, and only that rest is sent shielded.
-        data = self._take_backlog()
+        # (_send written out: no frame of its own on every write.)
+        backlog = self._backlog
+        data = backlog.pop() if len(backlog) == 1 else self._take_backlog()
         try:
-            await self._send(data)
+            await self._stream.send(data)
+        except _SEND_ERRORS as exc:
+            raise WriteError(f"writing failed: {describe(exc)}") from exc
         except WriteError:
             raise
         except BaseException:

@@ -424,12 +424,16 @@ class HTTPServer(Generic[_Context], metaclass=ABCMeta):
         await refuse_connection(connection, reason)
 
     async def _run_stream(self, info: _Context, stream: HTTPStream) -> None:
-        # HTTP/1.1 and HTTP/2 bound the request head in the protocol.
-        try:
-            first = await stream.receive_event()
-        except HCoreError:
-            await stream.aclose()
-            return
+        # HTTP/1.1 and HTTP/2 bound the request head in the protocol.  An
+        # accepted stream's head is queued already: taken without a wait
+        # (receive_event's own first step, without its coroutine).
+        first = stream.receive_event_nowait()
+        if first is None:
+            try:
+                first = await stream.receive_event()
+            except HCoreError:
+                await stream.aclose()
+                return
         if not isinstance(first, HeadersReceived):
             await stream.aclose()
             return
