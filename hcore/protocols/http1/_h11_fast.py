@@ -83,6 +83,7 @@ __all__ = (
     "LENGTH",
     "RequestHead",
     "WrittenHead",
+    "accept_request",
     "buffer_empty",
     "commit_response",
     "consume",
@@ -279,16 +280,25 @@ def take_request(conn: h11.Connection) -> RequestHead | None:
         # RFC 9112 §3.2: h11 refuses none or several.
         return None
     consume(buffer, end + 4)
-    # Connection._process_event(CLIENT, Request): the client sends its body,
-    # the server owes a response.
+    length = max(length, 0)
+    accept_request(conn, method, length)
+    return method, target, fields, length
+
+
+def accept_request(conn: h11.Connection, method: bytes, length: int) -> None:
+    """Move a server's h11 as ``next_event()`` returning a plain request would.
+
+    Connection._process_event(CLIENT, Request) for an HTTP/1.1 keep-alive
+    request: the client sends its body (``length`` bytes), the server owes
+    a response.
+    """
+    states = conn._cstate.states
     states[CLIENT] = SEND_BODY
     states[SERVER] = SEND_RESPONSE
     conn._request_method = method
-    conn.their_http_version = version
+    conn.their_http_version = b"1.1"
     conn._writer = _WRITE_RESPONSE
-    length = max(length, 0)
     conn._reader = ContentLengthReader(length)
-    return method, target, fields, length
 
 
 def end_request(conn: h11.Connection) -> None:

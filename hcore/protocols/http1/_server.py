@@ -18,7 +18,8 @@ from hcore.protocols.http1._h11_fast import (
     response_head,
     take_request,
 )
-from hcore.protocols.http1._h11_idle import park
+from hcore.protocols.http1._h11_fast_server import take_request_from
+from hcore.protocols.http1._h11_idle import ParkedConnection, park, unpark
 from hcore.protocols.http1._headers import (
     BadMessage,
     plan_response_head,
@@ -175,27 +176,70 @@ class H11ServerProtocol(ServerRole, H11Protocol):
     def _may_parse(self) -> bool:
         return True
 
+    def bytes_received(self, data: bytes) -> None:
+        """Feed bytes from the peer; bad input becomes events, never raises.
+
+        A plain request head that arrives whole while h11 holds no bytes is
+        parsed from ``data`` itself (:func:`take_request_from`), which
+        leaves h11 as feeding ``data`` and taking the head from its buffer
+        would; anything else goes the usual way.
+        """
+        if (
+            self._fast
+            and type(data) is bytes
+            and self._phase is _Phase.HTTP
+            and not self._eof
+            and not self._input_stopped
+            and self._paused_size is None
+        ):
+            conn = self._h11
+            if type(conn) is ParkedConnection:
+                # An idle connection takes its own h11 back first.
+                conn = self._h11 = unpark(conn)
+            head = take_request_from(conn, data)
+            if head is not None:
+                method, target, fields, length, offset = head
+                if offset < len(data):
+                    # What h11's buffer would hold after the head: the body
+                    # and any request sent ahead.
+                    conn.receive_data(data[offset:])
+                if not self._take_head(method, target, fields, length):
+                    super()._receive()
+                return
+        super().bytes_received(data)
+
     def _receive(self) -> None:
         """Take a plain request head directly, then go on as h11 would."""
         if self._fast and self._phase is _Phase.HTTP:
-            conn = self._h11
-            head = take_request(conn)
-            if head is not None:
-                self._paused_size = None
-                method, target, fields, length = head
-                # take_request passes no Upgrade field on.
-                if not self._request_head(
-                    method, target, b"1.1", fields, upgrade=False
-                ):
-                    return
-                if not length:
-                    # The request has no content: h11 would read its end
-                    # at once.
-                    end_request(conn)
-                    self._received_end(END_OF_MESSAGE)
-                    if self._phase is _Phase.HTTP and buffer_empty(conn):
-                        return
+            head = take_request(self._h11)
+            if head is not None and self._take_head(*head):
+                return
         super()._receive()
+
+    def _take_head(
+        self,
+        method: bytes,
+        target: bytes,
+        fields: list[tuple[bytes, bytes]],
+        length: int,
+    ) -> bool:
+        """Handle a request head taken directly (h11's state moved already).
+
+        :param length: its Content-Length (0 without one).
+        :return: whether h11 has nothing more to read now (else the caller
+            goes on as :meth:`H11Protocol._receive`).
+        """
+        self._paused_size = None
+        # The direct takes pass no Upgrade field on.
+        if not self._request_head(method, target, b"1.1", fields, upgrade=False):
+            return True
+        if length:
+            return False
+        # The request has no content: h11 would read its end at once.
+        conn = self._h11
+        end_request(conn)
+        self._received_end(END_OF_MESSAGE)
+        return self._phase is _Phase.HTTP and buffer_empty(conn)
 
     def _receive_next(self) -> None:
         super()._receive_next()
