@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from hcore.events import DataReceived
 from hcore.protocols.http1 import H11ClientProtocol
 from hcore.protocols.http1 import _h11_fast_client as fast_client
+from hcore.protocols.http1._line_memo import LINE_KEPT_SIZE, LINES_KEPT, LineMemo
 from tests.hcore.h11_fast_helpers import Step, spy
 from tests.hcore.pairs import drain
 from tests.hcore.test_http1_h11_fast_client import client_compare
@@ -188,10 +189,10 @@ def test_body_pieces_are_the_bytes_received() -> None:
 
 
 def test_memos_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast_client, "_FIELD_LINES", {})
-    monkeypatch.setattr(fast_client, "_STATUS_LINES", {})
-    kept = fast_client._LINES_KEPT
-    long_line = b"X-Long: " + b"y" * fast_client._LINE_KEPT_SIZE
+    monkeypatch.setattr(fast_client, "_FIELD_LINES", LineMemo())
+    monkeypatch.setattr(fast_client, "_STATUS_LINES", LineMemo())
+    kept = LINES_KEPT
+    long_line = b"X-Long: " + b"y" * LINE_KEPT_SIZE
     steps: list[Step] = []
     for count in range(kept + 50):
         steps += exchanges(nginx(b"", 0, b"X-Count: %d" % count, long_line))
@@ -206,8 +207,8 @@ def test_memos_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_only_plain_lines_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast_client, "_FIELD_LINES", {})
-    monkeypatch.setattr(fast_client, "_STATUS_LINES", {})
+    monkeypatch.setattr(fast_client, "_FIELD_LINES", LineMemo())
+    monkeypatch.setattr(fast_client, "_STATUS_LINES", LineMemo())
     client_compare(
         exchanges(
             nginx(b"ab", 0, b"Connection: close"),

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 
 from hcore.protocols.http1 import H11ServerProtocol
 from hcore.protocols.http1 import _h11_fast_server as fast_server
+from hcore.protocols.http1 import _line_memo as line_memo
+from hcore.protocols.http1._line_memo import LineMemo
 from tests.hcore.h11_fast_helpers import PlainServer, Step, spy
 from tests.hcore.test_http1_h11_fast import OK, compare
 
@@ -198,9 +200,9 @@ def test_after_eof_and_during_response() -> None:
 
 
 def test_line_memos_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast_server, "_REQUEST_LINES", {})
-    monkeypatch.setattr(fast_server, "_FIELD_LINES", {})
-    monkeypatch.setattr(fast_server, "_LINES_KEPT", 4)
+    monkeypatch.setattr(fast_server, "_REQUEST_LINES", LineMemo())
+    monkeypatch.setattr(fast_server, "_FIELD_LINES", LineMemo())
+    monkeypatch.setattr(line_memo, "LINES_KEPT", 4)
     requests = [
         b"GET /%d HTTP/1.1\r\nHost: h\r\nX-N: %d\r\n\r\n" % (n, n) for n in range(10)
     ]

@@ -12,7 +12,7 @@ goes through h11.  Used only when :data:`._h11_fast.FAST_H11` is true.
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+from typing import cast
 
 import h11
 from h11._events import method_re, request_target_re
@@ -35,6 +35,7 @@ from hcore.protocols.http1._h11_fast import (
     valid_field,
 )
 from hcore.protocols.http1._headers import Framing, OutgoingBody
+from hcore.protocols.http1._line_memo import LineMemo
 
 __all__ = (
     "body_writer",
@@ -46,7 +47,6 @@ __all__ = (
     "take_response_from",
 )
 
-_T = TypeVar("_T")
 _READ_RESPONSE = cast(IO, READERS[(SERVER, SEND_RESPONSE)])
 #: Request fields the client's direct path looks at.
 _OUTGOING_REQUEST_SPECIAL = frozenset(
@@ -309,16 +309,12 @@ def take_response_from(
 
 #: Status lines of plain responses seen before: the status, its digits and
 #: the reason.
-_STATUS_LINES: dict[bytes, tuple[int, bytes, bytes]] = {}
+_STATUS_LINES: LineMemo[tuple[int, bytes, bytes]] = LineMemo()
 #: Field lines seen before: the field (name lower-case) and, for a
 #: Content-Length, its value (else -1).  Only lines of no concern to the
 #: framing but their length, and not long: a server repeats most of its
 #: fields (its name, the content type, a Date each second).
-_FIELD_LINES: dict[bytes, tuple[tuple[bytes, bytes], int]] = {}
-#: Lines kept in each memo; a full memo is emptied and starts again.
-_LINES_KEPT = 512
-#: Longest line kept.
-_LINE_KEPT_SIZE = 256
+_FIELD_LINES: LineMemo[tuple[tuple[bytes, bytes], int]] = LineMemo()
 
 
 def _status_line(line: bytes) -> tuple[int, bytes, bytes] | None:
@@ -338,7 +334,7 @@ def _status_line(line: bytes) -> tuple[int, bytes, bytes] | None:
         return None
     # Three digits, the first one 2 or more: b"%d" % status.
     start = (status, code, b"" if reason is None else reason)
-    _keep(_STATUS_LINES, line, start)
+    _STATUS_LINES.keep(line, start)
     return start
 
 
@@ -363,14 +359,5 @@ def _field_line(line: bytes) -> tuple[tuple[bytes, bytes], int] | None:
         elif name != b"connection" or b"close" in value.lower():
             return None
     known = ((name, value), size)
-    _keep(_FIELD_LINES, line, known)
+    _FIELD_LINES.keep(line, known)
     return known
-
-
-def _keep(memo: dict[bytes, _T], line: bytes, value: _T) -> None:
-    """Remember a short line's parse; empty a full memo first (bounded)."""
-    if len(line) > _LINE_KEPT_SIZE:
-        return
-    if len(memo) >= _LINES_KEPT:
-        memo.clear()
-    memo[line] = value

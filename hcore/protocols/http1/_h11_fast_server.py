@@ -14,27 +14,21 @@ through h11 as always, which refuses bad input with its own error.
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import h11
 from h11._readers import header_field_re, request_line_re
 from h11._state import CLIENT, IDLE, SERVER
 
 from hcore.protocols.http1._h11_fast import LENGTH, accept_request
+from hcore.protocols.http1._line_memo import LineMemo
 
 __all__ = ("take_request_from",)
 
-_T = TypeVar("_T")
 #: Request lines of plain requests seen before: the method and the target.
-_REQUEST_LINES: dict[bytes, tuple[bytes, bytes]] = {}
+_REQUEST_LINES: LineMemo[tuple[bytes, bytes]] = LineMemo()
 #: Field lines seen before: the field (name lower-case), its Content-Length
 #: (else -1) and whether it is a Host.  Only lines of no concern to the
 #: framing but their length.
-_FIELD_LINES: dict[bytes, tuple[tuple[bytes, bytes], int, bool]] = {}
-#: Lines kept in each memo; a full memo is emptied and starts again.
-_LINES_KEPT = 512
-#: Longest line kept.
-_LINE_KEPT_SIZE = 256
+_FIELD_LINES: LineMemo[tuple[tuple[bytes, bytes], int, bool]] = LineMemo()
 
 
 def take_request_from(
@@ -108,7 +102,7 @@ def _request_line(line: bytes) -> tuple[bytes, bytes] | None:
     if version != b"1.1" or method == b"CONNECT":
         return None
     start = (method, target)
-    _keep(_REQUEST_LINES, line, start)
+    _REQUEST_LINES.keep(line, start)
     return start
 
 
@@ -133,18 +127,9 @@ def _field_line(line: bytes) -> tuple[tuple[bytes, bytes], int, bool] | None:
     elif name in _REFUSED or (name == b"connection" and b"close" in value.lower()):
         return None
     known = ((name, value), size, name == b"host")
-    _keep(_FIELD_LINES, line, known)
+    _FIELD_LINES.keep(line, known)
     return known
 
 
 #: Request fields that take the request off the direct path.
 _REFUSED = frozenset({b"transfer-encoding", b"upgrade", b"expect"})
-
-
-def _keep(memo: dict[bytes, _T], line: bytes, value: _T) -> None:
-    """Remember a short line's parse; empty a full memo first (bounded)."""
-    if len(line) > _LINE_KEPT_SIZE:
-        return
-    if len(memo) >= _LINES_KEPT:
-        memo.clear()
-    memo[line] = value
