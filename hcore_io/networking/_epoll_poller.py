@@ -221,6 +221,15 @@ class Poller:
     # parked on a socket keeps one coroutine frame here, not two (it is
     # memory every idle connection holds).
 
+    def cancel_pending(self) -> bool:
+        """Whether a cancellation check could find anything to raise.
+
+        ``True`` here (the polling poller, on Trio): the caller then awaits
+        AnyIO's ``checkpoint_if_cancelled()``, which checks.  The asyncio
+        poller answers from its own loop, cheaper (see :class:`HostedPoller`).
+        """
+        return True
+
     def wait_readable(self, registration: Registration) -> Awaitable[None]:
         """Wait for a reading edge; call it once a read found the socket drained.
 

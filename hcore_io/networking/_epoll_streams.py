@@ -196,7 +196,7 @@ class EpollSocketStream(SocketStream):
                 self._yielded = True
                 return self._received(data, max_bytes)
             skip_yield = self._yielded and not self._pending
-            if skip_yield:
+            if skip_yield and self._poller.cancel_pending():
                 # Raises before anything is read: nothing can be lost.
                 await anyio.lowlevel.checkpoint_if_cancelled()
             data = self._pending or self._recv(max_bytes)
@@ -267,7 +267,8 @@ class EpollSocketStream(SocketStream):
         try:
             # Either way cancellation is checked before anything is sent.
             if self._yielded:
-                await anyio.lowlevel.checkpoint_if_cancelled()
+                if self._poller.cancel_pending():
+                    await anyio.lowlevel.checkpoint_if_cancelled()
                 self._yielded = False
             else:
                 await anyio.lowlevel.checkpoint()
