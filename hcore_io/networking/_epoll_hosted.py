@@ -41,6 +41,8 @@ from hcore_io.networking._epoll_poller import _REARM_INTERVAL, Poller, Registrat
 _task_states: Mapping[asyncio.Task[Any], Any] | None = getattr(
     _anyio_asyncio, "_task_states", None
 )
+#: What a missing attribute of AnyIO's task state reads as.
+_UNKNOWN: Any = object()
 
 __all__ = (
     "HostedPoller",
@@ -158,14 +160,15 @@ class HostedPoller(Poller):
         state = states.get(task)
         if state is None:
             return False
-        scope = getattr(state, "cancel_scope", None)
+        # An attribute AnyIO no longer has reads as "check" (_UNKNOWN).
+        scope = getattr(state, "cancel_scope", _UNKNOWN)
         # Bounded by the task's chain of nested scopes.
         while scope is not None:
-            if scope.cancel_called:
+            if scope is _UNKNOWN or scope.cancel_called:
                 return True
             if scope.shield:
                 return False
-            scope = getattr(scope, "_parent_scope", None)
+            scope = getattr(scope, "_parent_scope", _UNKNOWN)
         return False
 
     def wait_readable(self, registration: Registration) -> Awaitable[None]:

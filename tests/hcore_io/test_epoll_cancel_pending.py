@@ -10,6 +10,7 @@ tests hold the answer to AnyIO's: a cancelled scope, a shield, none.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import anyio
@@ -55,6 +56,23 @@ async def test_without_anyio_state_the_answer_is_check(
 ) -> None:
     poller = current_poller()
     monkeypatch.setattr(_epoll_hosted, "_task_states", None)
+    assert poller.cancel_pending()
+
+
+async def test_an_unknown_layout_of_anyio_state_reads_as_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    poller = current_poller()
+    if not isinstance(poller, _epoll_hosted.HostedPoller):
+        assert poller.cancel_pending()
+        return
+
+    class Changed:
+        """A task state whose scope attribute has another name."""
+
+    task = asyncio.current_task()
+    assert task is not None
+    monkeypatch.setattr(_epoll_hosted, "_task_states", {task: Changed()})
     assert poller.cancel_pending()
 
 
