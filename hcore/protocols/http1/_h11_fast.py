@@ -11,12 +11,10 @@ busy server sees all the time the outcome is known in advance, so the
 functions here reach it directly (the theory of operation of
 :mod:`._protocol` says where they are taken):
 
-* :func:`take_request` parses a complete HTTP/1.1 keep-alive request head
-  with h11's own regular expressions (``request_line_re``,
-  ``header_field_re``), consumes it from h11's receive buffer and moves the
-  state machine as ``next_event`` returning that ``Request`` would;
-  :func:`end_request` is the ``EndOfMessage`` h11 reads next when the
-  request has no content.
+* :mod:`._h11_fast_server` takes a complete HTTP/1.1 keep-alive request
+  head with h11's own regular expressions and moves the state machine as
+  ``next_event`` returning that ``Request`` would; :func:`end_request` is
+  the ``EndOfMessage`` h11 reads next when the request has no content.
 * :func:`response_head` writes a final response head with a
   ``Content-Length`` or chunked body, as ``send(Response)`` would write it
   (field names as given, ``Transfer-Encoding: chunked`` rewritten last);
@@ -57,7 +55,6 @@ from h11._readers import (
     READERS,
     ContentLengthReader,
     header_field_re,
-    request_line_re,
 )
 from h11._receivebuffer import ReceiveBuffer
 from h11._state import (
@@ -81,9 +78,7 @@ __all__ = (
     "GOOD_NAMES",
     "IO",
     "LENGTH",
-    "RequestHead",
     "WrittenHead",
-    "accept_request",
     "buffer_empty",
     "commit_response",
     "consume",
@@ -95,7 +90,6 @@ __all__ = (
     "send_data",
     "start_next_cycle",
     "take_body",
-    "take_request",
     "valid_field",
 )
 
@@ -103,26 +97,12 @@ __all__ = (
 #: checked in these releases.
 FAST_H11 = h11_version.split(".")[:2] == ["0", "16"]
 
-#: The method, the target, the fields (names lower-case) and the
-#: Content-Length (0 without one) of a request head taken directly.
-RequestHead: TypeAlias = tuple[bytes, bytes, list[tuple[bytes, bytes]], int]
 #: A head's bytes and the body writer h11 would choose for its message.
 WrittenHead: TypeAlias = tuple[bytes, BodyWriter]
 
 # h11 reads at most 20 digits; one fewer keeps int() cheap and the value
 # below any bound hcore compares it with.
 LENGTH = re.compile(rb"[0-9]{1,19}")
-#: Request fields the direct path looks at; any other name is passed on.
-_REQUEST_SPECIAL = frozenset(
-    {
-        b"host",
-        b"content-length",
-        b"connection",
-        b"transfer-encoding",
-        b"upgrade",
-        b"expect",
-    }
-)
 #: Response fields the direct path looks at.
 _RESPONSE_SPECIAL = frozenset(
     {b"host", b"content-length", b"connection", b"transfer-encoding"}
@@ -142,7 +122,6 @@ _NO_TRAILERS = h11.EndOfMessage().headers
 IO = Callable[..., object] | None
 _ROLES: tuple[type[Sentinel], ...] = (CLIENT, SERVER)
 _READ_NOTHING = cast(IO, READERS[(CLIENT, DONE)])
-_WRITE_RESPONSE = cast(IO, WRITERS[(SERVER, SEND_RESPONSE)])
 #: What h11 reads after a message's end, for the peer's role.
 _READERS_DONE = {role: cast(IO, READERS[(role, DONE)]) for role in _ROLES}
 #: What h11 sets after EndOfMessage (no writer: nothing may be sent).
@@ -242,69 +221,10 @@ def incoming_fields(
     return fields, length, hosts
 
 
-def take_request(conn: h11.Connection) -> RequestHead | None:
-    """Take a plain request head out of a server's buffer, as h11 would.
-
-    The head must be complete and of the plain shape (see the module
-    docstring); then it is consumed, h11's state becomes what
-    ``next_event()`` returning it leaves (client ``SEND_BODY``, server
-    ``SEND_RESPONSE``, a Content-Length body reader) and its parts are
-    returned.  Otherwise nothing changes and ``None`` is returned.
-    """
-    cstate = conn._cstate
-    states = cstate.states
-    if (
-        states[CLIENT] is not IDLE
-        or states[SERVER] is not IDLE
-        or not cstate.keep_alive
-        or cstate.pending_switch_proposals
-        or conn._receive_buffer_closed
-    ):
-        return None
-    buffer = conn._receive_buffer
-    head = head_lines(buffer)
-    if head is None:
-        return None
-    end, lines = head
-    match = request_line_re.fullmatch(lines[0])
-    if match is None:
-        return None
-    method, target, version = match.group("method", "target", "http_version")
-    if version != b"1.1" or method == b"CONNECT":
-        return None
-    parsed = incoming_fields(lines, _REQUEST_SPECIAL)
-    if parsed is None:
-        return None
-    fields, length, hosts = parsed
-    if hosts != 1:
-        # RFC 9112 §3.2: h11 refuses none or several.
-        return None
-    consume(buffer, end + 4)
-    length = max(length, 0)
-    accept_request(conn, method, length)
-    return method, target, fields, length
-
-
-def accept_request(conn: h11.Connection, method: bytes, length: int) -> None:
-    """Move a server's h11 as ``next_event()`` returning a plain request would.
-
-    Connection._process_event(CLIENT, Request) for an HTTP/1.1 keep-alive
-    request: the client sends its body (``length`` bytes), the server owes
-    a response.
-    """
-    states = conn._cstate.states
-    states[CLIENT] = SEND_BODY
-    states[SERVER] = SEND_RESPONSE
-    conn._request_method = method
-    conn.their_http_version = b"1.1"
-    conn._writer = _WRITE_RESPONSE
-    conn._reader = ContentLengthReader(length)
-
-
 def end_request(conn: h11.Connection) -> None:
     """Move a server's h11 as reading a content-less request's end would.
 
-    Only right after :func:`take_request` returned a length of 0.
+    Only right after a request head with a length of 0 was taken.
     """
     conn._cstate.states[CLIENT] = DONE
     conn.client_is_waiting_for_100_continue = False

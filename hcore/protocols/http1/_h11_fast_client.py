@@ -35,7 +35,7 @@ from hcore.protocols.http1._h11_fast import (
     valid_field,
 )
 from hcore.protocols.http1._headers import Framing, OutgoingBody
-from hcore.protocols.http1._line_memo import LineMemo
+from hcore.protocols.http1._line_memo import LineMemo, split_head
 
 __all__ = (
     "body_writer",
@@ -191,6 +191,37 @@ def commit_request(conn: h11.Connection, method: bytes, writer: BodyWriter) -> N
     conn._reader = _READ_RESPONSE
 
 
+def response_expected(conn: h11.Connection) -> bool:
+    """Whether a client's h11 waits for a plain response's head.
+
+    The request sent (or being sent), keep-alive, no switch proposed, and
+    not a request whose response has no content (HEAD, CONNECT).
+    """
+    cstate = conn._cstate
+    states = cstate.states
+    return (
+        states[SERVER] is SEND_RESPONSE
+        and states[CLIENT] in (DONE, SEND_BODY)
+        and cstate.keep_alive
+        and not cstate.pending_switch_proposals
+        and not conn._receive_buffer_closed
+        and conn._request_method not in _NO_CONTENT_METHODS
+    )
+
+
+def accept_response(conn: h11.Connection, length: int) -> None:
+    """Move a client's h11 as ``next_event()`` returning a plain response would.
+
+    Connection._process_event(SERVER, Response) for an HTTP/1.1 keep-alive
+    response with a Content-Length body of ``length`` bytes
+    (``pending_switch_proposals`` is already the empty set h11 would set).
+    """
+    conn._cstate.states[SERVER] = SEND_BODY
+    conn.their_http_version = b"1.1"
+    conn.client_is_waiting_for_100_continue = False
+    conn._reader = ContentLengthReader(length)
+
+
 def take_response(
     conn: h11.Connection,
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
@@ -205,29 +236,18 @@ def take_response(
     :return: the status, the reason phrase and the fields (names
         lower-case), or ``None``.
     """
-    cstate = conn._cstate
-    states = cstate.states
-    if (
-        states[SERVER] is not SEND_RESPONSE
-        or states[CLIENT] not in (DONE, SEND_BODY)
-        or not cstate.keep_alive
-        or cstate.pending_switch_proposals
-        or conn._receive_buffer_closed
-        or conn._request_method in _NO_CONTENT_METHODS
-    ):
+    if not response_expected(conn):
         return None
     buffer = conn._receive_buffer
     head = head_lines(buffer)
     if head is None:
         return None
     end, lines = head
-    match = status_line_re.fullmatch(lines[0])
-    if match is None:
+    first = bytes(lines[0])
+    start = _STATUS_LINES.get(first) or _status_line(first)
+    if start is None:
         return None
-    version, code, reason = match.group("http_version", "status_code", "reason")
-    status = int(code)
-    if version != b"1.1" or status < 200 or status in _NO_CONTENT_STATUSES:
-        return None
+    status, _, reason = start
     parsed = incoming_fields(lines, _INCOMING_RESPONSE_SPECIAL)
     if parsed is None:
         return None
@@ -235,13 +255,8 @@ def take_response(
     if length < 0:
         return None
     consume(buffer, end + 4)
-    # Connection._process_event(SERVER, Response).
-    cstate.pending_switch_proposals = set()
-    states[SERVER] = SEND_BODY
-    conn.their_http_version = version
-    conn.client_is_waiting_for_100_continue = False
-    conn._reader = ContentLengthReader(length)
-    return status, b"" if reason is None else reason, fields
+    accept_response(conn, length)
+    return status, reason, fields
 
 
 def take_response_from(
@@ -260,24 +275,12 @@ def take_response_from(
         (names lower-case) and where the head ends in ``data`` (its size),
         or ``None`` (nothing changed: feed ``data`` to h11).
     """
-    cstate = conn._cstate
-    states = cstate.states
-    if (
-        states[SERVER] is not SEND_RESPONSE
-        or states[CLIENT] not in (DONE, SEND_BODY)
-        or not cstate.keep_alive
-        or cstate.pending_switch_proposals
-        or conn._receive_buffer_closed
-        or conn._receive_buffer._data
-        or conn._request_method in _NO_CONTENT_METHODS
-    ):
+    if conn._receive_buffer._data or not response_expected(conn):
         return None
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
+    head = split_head(data)
+    if head is None:
         return None
-    # As head_lines: the lines split on CRLF are h11's lines unless one
-    # holds a lone CR or LF, which no line pattern matches.
-    lines = data[:end].split(b"\r\n")
+    end, lines = head
     start = _STATUS_LINES.get(lines[0]) or _status_line(lines[0])
     if start is None:
         return None
@@ -298,13 +301,8 @@ def take_response_from(
     if length < 0:
         return None
     status, code, reason = start
-    # Connection._process_event(SERVER, Response); pending_switch_proposals
-    # is already the empty set h11 would set.
-    states[SERVER] = SEND_BODY
-    conn.their_http_version = b"1.1"
-    conn.client_is_waiting_for_100_continue = False
-    conn._reader = ContentLengthReader(length)
-    return status, code, reason, fields, end + 4
+    accept_response(conn, length)
+    return status, code, reason, fields, end
 
 
 #: Status lines of plain responses seen before: the status, its digits and

@@ -16,9 +16,8 @@ from hcore.protocols.http1._h11_fast import (
     commit_response,
     end_request,
     response_head,
-    take_request,
 )
-from hcore.protocols.http1._h11_fast_server import take_request_from
+from hcore.protocols.http1._h11_fast_server import take_request, take_request_from
 from hcore.protocols.http1._h11_idle import ParkedConnection, park, unpark
 from hcore.protocols.http1._headers import (
     BadMessage,
