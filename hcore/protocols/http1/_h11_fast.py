@@ -79,6 +79,7 @@ __all__ = (
     "IO",
     "LENGTH",
     "WrittenHead",
+    "body_writer",
     "buffer_empty",
     "commit_response",
     "consume",
@@ -86,6 +87,7 @@ __all__ = (
     "end_request",
     "head_lines",
     "incoming_fields",
+    "response_allowed",
     "response_head",
     "send_data",
     "start_next_cycle",
@@ -231,6 +233,29 @@ def end_request(conn: h11.Connection) -> None:
     conn._reader = _READ_NOTHING
 
 
+def response_allowed(conn: h11.Connection) -> bool:
+    """Whether a server's h11 is where a direct final response head may go.
+
+    HTTP/1.1 keep-alive, no switch proposed, not answering HEAD, the
+    client's side neither closed nor failed.
+    """
+    cstate = conn._cstate
+    states = cstate.states
+    return not (
+        states[SERVER] is not SEND_RESPONSE
+        or not cstate.keep_alive
+        or cstate.pending_switch_proposals
+        or conn.their_http_version != b"1.1"
+        or conn._request_method == b"HEAD"
+        or states[CLIENT] in (CLOSED, ERROR)
+    )
+
+
+def body_writer(chunked: bool, length: int) -> BodyWriter:
+    """The writer h11 would choose for a body planned as given."""
+    return ChunkedWriter() if chunked else ContentLengthWriter(length)
+
+
 def response_head(
     conn: h11.Connection,
     status: int,
@@ -248,16 +273,7 @@ def response_head(
     :return: the head's bytes and the body writer, or ``None`` when the
         response is not of the plain shape (h11 must send it).
     """
-    cstate = conn._cstate
-    states = cstate.states
-    if (
-        states[SERVER] is not SEND_RESPONSE
-        or not cstate.keep_alive
-        or cstate.pending_switch_proposals
-        or conn.their_http_version != b"1.1"
-        or conn._request_method == b"HEAD"
-        or states[CLIENT] in (CLOSED, ERROR)
-    ):
+    if not response_allowed(conn):
         return None
     framing = body.framing
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]

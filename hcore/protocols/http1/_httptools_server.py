@@ -51,6 +51,7 @@ from hcore.events import HeadersReceived
 from hcore.protocols.http1._common import tokens
 from hcore.protocols.http1._headers import (
     BadMessage,
+    OutgoingBody,
     check_fields,
     plan_response_head,
     request_block,
@@ -72,10 +73,14 @@ from hcore.protocols.http1._limits import (
     DEFAULT_MAX_HEADER_SIZE,
     DEFAULT_MAX_PIPELINED_SIZE,
 )
+from hcore.protocols.http1._response_memo import KnownHead, ResponseMemo, plain_method
 from hcore.protocols.http1._roles import ServerRole
 from hcore.protocols.http1._strict import check_request_head
 
 __all__ = ("HTTPToolsServerProtocol",)
+
+# The heads this implementation wrote (see _response_memo).
+_MEMO = ResponseMemo()
 
 #: A request head item: block, method, upgrade proposed, version, keep-alive.
 _Head = tuple[tuple[tuple[bytes, bytes], ...], bytes, bool, bytes, bool]
@@ -148,6 +153,20 @@ class HTTPToolsServerProtocol(ServerRole, ToolsProtocol):
             self._submit_trailers(body, headers, end_stream)
             return
         method = self._request_method
+        plain = (
+            not self._closing
+            and self._keep_alive
+            and self._peer_version == b"1.1"
+            and plain_method(method)
+        )
+        if plain:
+            # A head written before for an equal block (see _response_memo).
+            known = _MEMO.recall(headers, end_stream)
+            if known is not None:
+                self._response_close = False
+                self._outgoing.append(known.head)
+                self._response_begun(known.new_body(), end_stream)
+                return
         status, reason, fields, body = plan_response_head(
             headers,
             end_stream,
@@ -177,9 +196,14 @@ class HTTPToolsServerProtocol(ServerRole, ToolsProtocol):
             peer_version=self._peer_version,
         )
         self._response_close = close
-        self._outgoing.append(
-            b"HTTP/1.1 %d %s\r\n" % (status, reason) + head_fields(fields)
-        )
+        head = b"HTTP/1.1 %d %s\r\n" % (status, reason) + head_fields(fields)
+        self._outgoing.append(head)
+        if plain and not close:
+            _MEMO.keep(headers, end_stream, KnownHead(head, body))
+        self._response_begun(body, end_stream)
+
+    def _response_begun(self, body: OutgoingBody, end_stream: bool) -> None:
+        """After a final response head went out: its body, maybe its end."""
         self._sending = body
         self._response_started = True
         if self._end_deferred:

@@ -12,15 +12,18 @@ from hcore._types import Headers
 from hcore.events import HeadersReceived
 from hcore.protocols.http1._h11_fast import (
     WrittenHead,
+    body_writer,
     buffer_empty,
     commit_response,
     end_request,
+    response_allowed,
     response_head,
 )
 from hcore.protocols.http1._h11_fast_server import take_request, take_request_from
 from hcore.protocols.http1._h11_idle import ParkedConnection, park, unpark
 from hcore.protocols.http1._headers import (
     BadMessage,
+    OutgoingBody,
     plan_response_head,
     proposes_upgrade,
     received_fields,
@@ -34,10 +37,14 @@ from hcore.protocols.http1._limits import (
     DEFAULT_MAX_PIPELINED_SIZE,
 )
 from hcore.protocols.http1._protocol import END_OF_MESSAGE, H11Protocol, _Phase
+from hcore.protocols.http1._response_memo import KnownHead, ResponseMemo, plain_method
 from hcore.protocols.http1._roles import ServerRole
 from hcore.protocols.http1._strict import check_request_head
 
 __all__ = ("H11ServerProtocol",)
+
+# The heads this implementation wrote directly (see _response_memo).
+_MEMO = ResponseMemo()
 
 
 class H11ServerProtocol(ServerRole, H11Protocol):
@@ -124,6 +131,15 @@ class H11ServerProtocol(ServerRole, H11Protocol):
         if self._sending is not None:
             self._submit_trailers(self._sending, headers, end_stream)
             return
+        plain = self._fast and not self._closing and plain_method(self._request_method)
+        if plain:
+            # A head written before for an equal block (see _response_memo).
+            known = _MEMO.recall(headers, end_stream)
+            if known is not None and response_allowed(self._h11):
+                commit_response(self._h11, body_writer(known.chunked, known.length))
+                self._outgoing.append(known.head)
+                self._response_begun(known.new_body(), end_stream)
+                return
         status, reason, fields, body = plan_response_head(
             headers,
             end_stream,
@@ -144,6 +160,8 @@ class H11ServerProtocol(ServerRole, H11Protocol):
             head, writer = direct
             commit_response(self._h11, writer)
             self._outgoing.append(head)
+            if plain and body is not None and not switching:
+                _MEMO.keep(headers, end_stream, KnownHead(head, body))
         else:
             self._send(response)
         if switching:
@@ -151,8 +169,11 @@ class H11ServerProtocol(ServerRole, H11Protocol):
             self._tunnel_local_ended = end_stream
             self._receive()
             return
-        if body is None:
-            return
+        if body is not None:
+            self._response_begun(body, end_stream)
+
+    def _response_begun(self, body: OutgoingBody, end_stream: bool) -> None:
+        """After a final response head went out: its body, maybe its end."""
         self._sending = body
         if self._end_deferred:
             # The switch was refused: the request really is complete.
