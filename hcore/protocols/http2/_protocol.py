@@ -16,7 +16,8 @@ protocol around it keeps three things h2 does not:
   :class:`~hcore.events.DataReceived` hands its bytes back to h2's window
   accounting (``acknowledge_received_data``), which sends WINDOW_UPDATE.
   The peer can therefore never send more than the application took plus
-  the receive windows.
+  the receive windows.  Data of one stream queued one piece behind another
+  (a read brings many DATA frames) is taken as one event.
 * Outgoing bytes: h2's buffer, preceded by the frames we build ourselves
   (a graceful GOAWAY, which h2 could only send by closing its state).
 * A frame gate (:mod:`._frames`) that reads frame headers before h2 sees
@@ -86,6 +87,9 @@ __all__ = ("H2Protocol",)
 MAX_STREAM_ID = 2**31 - 1
 _MAX_ERROR_CODE = 2**32 - 1
 _CODES = HTTP2_ERROR_CODES
+#: The data bytes after which :func:`_join_data` stops joining (one more
+#: piece may pass it): a default stream window.
+JOINED_MAX = 64 * 1024
 
 
 class H2Protocol(HTTPOverTCPProtocol):
@@ -263,6 +267,8 @@ class H2Protocol(HTTPOverTCPProtocol):
             return None
         event = events.popleft()
         if type(event) is DataReceived and event.data and not self._terminated:
+            if events and not event.end_stream:
+                event = _join_data(event, events)
             self._conn.acknowledge_received_data(len(event.data), event.stream_id)
         return event
 
@@ -504,6 +510,35 @@ class H2Protocol(HTTPOverTCPProtocol):
                 f"the peer closed the connection with error {event.error_code:#x}",
                 goaway=False,
             )
+
+
+def _join_data(first: DataReceived, events: deque[Event]) -> DataReceived:
+    """Join the data events of ``first``'s stream that follow it in ``events``.
+
+    A peer's DATA frames are 8 or 16 KiB each, and one read brings many: a
+    reader gets them as one event (frame boundaries mean nothing in a body),
+    so the connection and the application handle one event per read rather
+    than one per frame.  Only events right behind ``first`` are taken, up to
+    :data:`JOINED_MAX` bytes; the stream's window bounds them anyway.
+    """
+    stream_id = first.stream_id
+    pieces = [first.data]
+    size = len(first.data)
+    end_stream = False
+    # Bounded by the events queued and JOINED_MAX.
+    while events and size < JOINED_MAX:
+        following = events[0]
+        if type(following) is not DataReceived or following.stream_id != stream_id:
+            break
+        events.popleft()
+        pieces.append(following.data)
+        size += len(following.data)
+        if following.end_stream:
+            end_stream = True
+            break
+    if len(pieces) == 1:
+        return first
+    return DataReceived(stream_id, b"".join(pieces), end_stream)
 
 
 def _as_bytes(data: object) -> bytes:
