@@ -251,9 +251,11 @@ def response_allowed(conn: h11.Connection) -> bool:
     )
 
 
-def body_writer(chunked: bool, length: int) -> BodyWriter:
-    """The writer h11 would choose for a body planned as given."""
-    return ChunkedWriter() if chunked else ContentLengthWriter(length)
+def body_writer(framing: Framing, length: int) -> BodyWriter:
+    """The writer h11 would choose for a body planned as given (not CLOSE)."""
+    if framing is Framing.CHUNKED:
+        return ChunkedWriter()
+    return ContentLengthWriter(length)
 
 
 def response_head(

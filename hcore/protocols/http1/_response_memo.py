@@ -20,7 +20,7 @@ emptied and fills again with the heads in use.
 from __future__ import annotations
 
 from hcore._types import Headers
-from hcore.protocols.http1._headers import Framing, OutgoingBody
+from hcore.protocols.http1._headers import OutgoingBody
 
 __all__ = ("KnownHead", "ResponseMemo", "plain_method")
 
@@ -45,14 +45,12 @@ class KnownHead:
         length are kept).
     """
 
-    __slots__ = ("chunked", "framing", "head", "length")
+    __slots__ = ("framing", "head", "length")
 
     def __init__(self, head: bytes, body: OutgoingBody) -> None:
         self.head = head
         self.framing = body.framing
         self.length = body.remaining
-        #: Whether the body is chunked (which body writer it takes).
-        self.chunked = body.framing is Framing.CHUNKED
 
     def new_body(self) -> OutgoingBody:
         """A fresh account of the body, as planning the head would give."""

@@ -136,7 +136,7 @@ class H11ServerProtocol(ServerRole, H11Protocol):
             # A head written before for an equal block (see _response_memo).
             known = _MEMO.recall(headers, end_stream)
             if known is not None and response_allowed(self._h11):
-                commit_response(self._h11, body_writer(known.chunked, known.length))
+                commit_response(self._h11, body_writer(known.framing, known.length))
                 self._outgoing.append(known.head)
                 self._response_begun(known.new_body(), end_stream)
                 return
