@@ -90,7 +90,7 @@ class AltSvcCache:
 
         :param origin: where the response came from.
         :param value: the field value.
-        :param now: the current time (``anyio.current_time()``).
+        :param now: the current time, on the pool's clock (``time.monotonic``).
         """
         services = parse_alt_svc(value)
         if services is None:

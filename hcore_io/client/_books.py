@@ -65,6 +65,7 @@ from hcore_io._exceptions import (
 )
 from hcore_io.client._altsvc import AltSvcCache
 from hcore_io.client._clock import now as _now
+from hcore_io.client._clock import running_loop
 from hcore_io.client._entry import PoolEntry, PoolWaiter, looks_closed
 from hcore_io.client._exchange import QUICUnconfirmed
 from hcore_io.client._metrics import ConnectionState
@@ -126,7 +127,7 @@ class PoolBooks(metaclass=ABCMeta):
         if self._waiters:
             waiters, self._waiters = self._waiters, deque()
             for waiter in waiters:
-                waiter.event.set()
+                waiter.wake()
 
     def _hand_over(self, entry: PoolEntry, now: float) -> bool:
         """Give an idle HTTP/1.1 connection to the first task waiting for it.
@@ -148,7 +149,7 @@ class PoolBooks(metaclass=ABCMeta):
                 self._waiters.remove(waiter)
                 self._take(entry, new=False)
                 waiter.entry = entry
-                waiter.event.set()
+                waiter.wake()
                 return True
         return False
 
@@ -305,19 +306,19 @@ class PoolBooks(metaclass=ABCMeta):
                     await self._connect(entry, timeouts.connect)
                 return entry
             # Queued before anything is awaited: no change is missed.
-            waiter = PoolWaiter(origin, avoid_quic or http1_only)
+            waiter = PoolWaiter(origin, avoid_quic or http1_only, running_loop())
             self._waiters.append(waiter)
             try:
                 for spent in to_close:
                     await self._close_connection(spent)
                 remaining = None if deadline is None else deadline - _now()
                 if remaining is None:  # no pool timeout: no cancel scope
-                    await waiter.event.wait()
+                    await waiter.wait()
                 elif remaining <= 0:
                     raise PoolTimeout(f"no connection to {origin} became free in time")
                 else:
                     with anyio.move_on_after(remaining):
-                        await waiter.event.wait()
+                        await waiter.wait()
             except BaseException:
                 if waiter.entry is not None:
                     # Leaving without the connection handed over to it.
@@ -422,7 +423,7 @@ class PoolBooks(metaclass=ABCMeta):
 
     async def release(self, entry: PoolEntry, started: float, failed: bool) -> None:
         """An exchange ended: book it and close the connection if it is spent."""
-        now = entry.clock()
+        now = _now()
         metrics = entry.metrics
         metrics.completed += 1
         metrics.total_request_time += now - started
@@ -473,7 +474,7 @@ class PoolBooks(metaclass=ABCMeta):
         # being changed): each task removes its own once woken.
         for waiter in tuple(self._waiters):
             try:
-                waiter.event.set()
+                waiter.wake()
             except RuntimeError:
                 # Collected after its event loop ended: nobody waits any more.
                 pass

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import select
 import socket
+from asyncio import AbstractEventLoop, Future
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
 from anyio.abc import SocketAttribute
 
-from hcore_io.client._clock import loop_clock
 from hcore_io.client._metrics import ConnectionMetrics
 from hcore_io.client._models import Origin
 from hcore_io.connections import HTTPConnection
@@ -71,9 +72,6 @@ class PoolEntry:
         #: Opened offering HTTP/1.1 alone (for a lease that asked for it).
         self.http1_only = http1_only
         self.metrics = ConnectionMetrics(str(origin))
-        #: The clock of the event loop its connection lives on (found once:
-        #: see ``_clock``), read while its requests run.
-        self.clock = loop_clock()
         self.connection: HTTPConnection | None = None
         #: ``connection.multiplexed``, read once it is open (a property
         #: chain the pool would otherwise ask several times a request).
@@ -116,14 +114,47 @@ class PoolEntry:
 
 
 class PoolWaiter:
-    """A task waiting for a connection of ``origin`` to become usable."""
+    """A task waiting for a connection of ``origin`` to become usable.
 
-    __slots__ = ("avoid_quic", "entry", "event", "origin")
+    On asyncio it waits on a bare future of the loop its caller found (see
+    ``_clock``): an ``anyio.Event`` would find the running loop's library
+    (sniffio, ``current_task``) to be made and the running loop again to be
+    waited on, a ``getpid`` system call each, for every task that waits.
+    Elsewhere (Trio) it is an ``anyio.Event``.
+    """
 
-    def __init__(self, origin: Origin, avoid_quic: bool) -> None:
+    __slots__ = ("_event", "_future", "avoid_quic", "entry", "origin")
+
+    def __init__(
+        self, origin: Origin, avoid_quic: bool, loop: AbstractEventLoop | None
+    ) -> None:
         self.origin = origin
         #: Whether it takes TCP connections only.
         self.avoid_quic = avoid_quic
-        self.event = anyio.Event()
+        self._future: Future[None] | None = None
+        self._event: anyio.Event | None = None
+        if loop is None:
+            self._event = anyio.Event()
+        else:
+            self._future = loop.create_future()
         #: An idle HTTP/1.1 connection handed over to it (already taken).
         self.entry: PoolEntry | None = None
+
+    def wake(self) -> None:
+        """Let the task go on (again, or after it stopped waiting: no effect).
+
+        :raises RuntimeError: if the waiter's event loop is closed.
+        """
+        future = self._future
+        if future is None:
+            assert self._event is not None
+            self._event.set()
+        elif not future.done():
+            future.set_result(None)
+
+    def wait(self) -> Awaitable[None]:
+        """Wait until :meth:`wake` (at once if it came first)."""
+        if self._future is not None:
+            return self._future
+        assert self._event is not None
+        return self._event.wait()

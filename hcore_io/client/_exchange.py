@@ -33,6 +33,7 @@ from hcore_io._exceptions import (
     ReadError,
     WriteTimeout,
 )
+from hcore_io.client._clock import now
 from hcore_io.client._models import Request, Response, ResponseStream, body_length
 from hcore_io.connections import HTTPStream, StreamReset
 
@@ -329,7 +330,7 @@ async def exchange(
     :raises QUICUnconfirmed: a new HTTP/3 connection stayed silent.
     """
     assert entry.connection is not None
-    started = entry.clock()
+    started = now()
     entry.metrics.requests += 1
     try:
         if entry.quic:

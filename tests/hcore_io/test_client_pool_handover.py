@@ -158,3 +158,33 @@ async def test_many_tasks_share_a_few_connections(
         assert pool.metrics.created == 2
         assert pool.metrics.requests == 96
         _assert_settled(pool)
+
+
+async def test_a_pool_waiter_woken_early_late_or_twice() -> None:
+    """A wake before the wait ends it at once; a late or second one does nothing."""
+    from hcore_io.client._clock import running_loop
+    from hcore_io.client._entry import PoolWaiter
+
+    origin = URL("http://127.0.0.1/").origin
+    early = PoolWaiter(origin, False, running_loop())
+    early.wake()
+    early.wake()
+    with anyio.fail_after(BOUND):
+        await early.wait()
+
+    cancelled = PoolWaiter(origin, False, running_loop())
+    with anyio.move_on_after(0.01) as scope:
+        await cancelled.wait()
+    assert scope.cancelled_caught
+    cancelled.wake()
+
+    woken = PoolWaiter(origin, False, running_loop())
+
+    async def wait() -> None:
+        await woken.wait()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+        woken.wake()
+    woken.wake()

@@ -18,6 +18,7 @@ import pytest
 from hcore import ClientTLSConfig, ServerTLSConfig
 from hcore_io.client import URL, Client, ConnectionPool, ConnectionState
 from hcore_io.client import _books as books
+from hcore_io.client._clock import now as pool_clock
 from hcore_io.networking import EpollNetworking, SystemNetworking
 from hcore_io.server import Receive, Scope, Send
 
@@ -134,14 +135,14 @@ async def test_websocket_falls_back_to_tcp_when_http3_is_silent(
         origin = URL(f"https://localhost:{s.https_port}/").origin
         cache = pool.alt_svc
         assert cache is not None
-        assert cache.lookup(origin, anyio.current_time()) == port
+        assert cache.lookup(origin, pool_clock()) == port
         with anyio.fail_after(20):
             async with client.websocket(f"wss://localhost:{s.https_port}/echo") as ws:
                 assert ws.http_version == "2"
                 await ws.send_text("over tcp")
                 assert await ws.receive() == "over tcp"
         # RFC 7838 §2.4: the alternative is marked broken.
-        assert cache.lookup(origin, anyio.current_time()) is None
+        assert cache.lookup(origin, pool_clock()) is None
         versions = {c.http_version for c in pool.metrics.connections}
         assert versions == {"2"}
         assert pool.metrics.requests == 2
