@@ -45,7 +45,7 @@ class _HeaderBlockEvent(Event):
             object.__setattr__(self, "headers", tuple(self.headers))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class HeadersReceived(_HeaderBlockEvent):
     """A request (on a server) or a final response (on a client) began.
 
@@ -62,6 +62,17 @@ class HeadersReceived(_HeaderBlockEvent):
     #: Whether the peer will send nothing more on this stream.
     end_stream: bool = False
 
+    def __init__(
+        self, stream_id: int, headers: Headers, end_stream: bool = False
+    ) -> None:
+        # Written out: a frozen dataclass's own __init__ sets each field
+        # through object.__setattr__ and calls __post_init__, which costs
+        # more than the rest of making the event, once or twice a request.
+        fields = self.__dict__
+        fields["stream_id"] = stream_id
+        fields["headers"] = headers if type(headers) is tuple else tuple(headers)
+        fields["end_stream"] = end_stream
+
 
 @dataclass(frozen=True)
 class InformationalResponseReceived(_HeaderBlockEvent):
@@ -73,7 +84,7 @@ class InformationalResponseReceived(_HeaderBlockEvent):
     headers: Headers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DataReceived(Event):
     """A piece of a request or response body (or of a tunnel) arrived.
 
@@ -87,6 +98,13 @@ class DataReceived(Event):
     data: bytes
     #: Whether the peer will send nothing more on this stream.
     end_stream: bool = False
+
+    def __init__(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        # Written out, as HeadersReceived's is.
+        fields = self.__dict__
+        fields["stream_id"] = stream_id
+        fields["data"] = data
+        fields["end_stream"] = end_stream
 
     def __repr__(self) -> str:
         shown = self.data if len(self.data) <= 32 else self.data[:29] + b"..."

@@ -474,9 +474,8 @@ class HTTPConnection(StreamOperations, anyio.TypedAttributeProvider):
             if self._closed:
                 raise self._closed_error()
             await self._wait(CONNECTION, lambda: bool(self._events))
-            was_full = self._events.full and not self._stream_mode
-            event = self._events.take()
-            if was_full and not self._events.full:
+            event, relieved = self._events.pop()
+            if relieved and not self._stream_mode:
                 self._full_queues -= 1
             await self._resume()
             return event

@@ -269,7 +269,7 @@ class Driver(metaclass=ABCMeta):
                         await self._flush_within(deadline)
                     else:
                         # Nothing to write: the end of _flush, without its call.
-                        if self._waiters or self._draining:
+                        if self._waiters.parked or self._draining:
                             # (Nobody is reading: _check_waiters' first test.)
                             self._check_waiters()
                         if not self._transport_closed and self._protocol.has_expired():
@@ -312,7 +312,7 @@ class Driver(metaclass=ABCMeta):
         raise NotImplementedError
 
     def _wake(self, key: Hashable) -> None:
-        if self._waiters:
+        if self._waiters.parked:
             self._waiters.wake(key)
         if self._read_scope is not None and key == self._reader_key:
             # The reader waits for this too, but is blocked in a read.
@@ -384,7 +384,7 @@ class Driver(metaclass=ABCMeta):
 
     def _check_waiters(self) -> None:
         draining = self._draining
-        if not self._waiters and self._read_scope is None and not draining:
+        if not self._waiters.parked and self._read_scope is None and not draining:
             # Nobody to wake, nothing draining: one task reads, then writes.
             return
         protocol = self._protocol

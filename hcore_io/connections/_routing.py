@@ -129,7 +129,7 @@ class Router(Writer):
                 state.unanswered = True
                 gathering.unanswered += 1
             self._accepted.append(self._make_stream(state))
-            if self._waiters or self._read_scope is not None:
+            if self._waiters.parked or self._read_scope is not None:
                 # (Asked here: a task reading its own request has nobody
                 # to wake, and this is every request's path.)
                 self._wake(ACCEPT)
@@ -148,8 +148,10 @@ class Router(Writer):
         if event.end_stream:
             state.remote_ended = True
         if state.has_handle:
+            # Queued: the stream is not done before its queue is read.
             self._put(state, event)
-        elif not self._stream_mode:
+            return
+        if not self._stream_mode:
             self._put_connection_event(event)
         self._forget_if_done(state)
 
@@ -172,11 +174,9 @@ class Router(Writer):
         self._forget_if_done(state)
 
     def _put(self, state: StreamState, event: Event) -> None:
-        was_full = state.events.full
-        state.events.put(event)
-        if not was_full and state.events.full:
+        if state.events.put(event):
             self._full_queues += 1
-        if self._waiters or self._read_scope is not None:
+        if self._waiters.parked or self._read_scope is not None:
             self._wake(stream_key(state.stream_id))
 
     def _put_connection_event(self, event: Event) -> None:
@@ -184,11 +184,8 @@ class Router(Writer):
             if len(self._events) >= _KEPT_CONNECTION_EVENTS:
                 self._events.take()
             self._events.put(event)
-        else:
-            was_full = self._events.full
-            self._events.put(event)
-            if not was_full and self._events.full:
-                self._full_queues += 1
+        elif self._events.put(event):
+            self._full_queues += 1
         self._wake(CONNECTION)
 
     def _forget_if_done(self, state: StreamState) -> None:
@@ -200,7 +197,7 @@ class Router(Writer):
             and not state.refused
             and not state.lost
             and not (state.local_ended and state.remote_ended)
-        ) or state.events:
+        ) or state.events.cost:
             return
         if state.unanswered:
             self._answered(state)

@@ -46,12 +46,6 @@ class DeadlinePassed(Exception):
     """
 
 
-def _cost(event: Event) -> int:
-    if isinstance(event, DataReceived):
-        return EVENT_COST + len(event.data)
-    return EVENT_COST
-
-
 def ends_remote_side(event: Event) -> bool:
     """Whether an event is the last the peer sends on its stream."""
     if isinstance(event, _MAY_END):
@@ -64,7 +58,9 @@ class EventQueue:
 
     The queue itself never refuses an event; it reports being *full* (its
     cost above the limit) and the connection stops taking events from the
-    protocol while any queue is full.
+    protocol while any queue is full.  :meth:`put` and :meth:`pop` say when
+    that changes, so that the connection's count of full queues costs no
+    question before and after every event.
     """
 
     __slots__ = ("_events", "_limit", "cost")
@@ -75,7 +71,9 @@ class EventQueue:
         # deque costs 600 bytes.
         self._events: deque[Event] | None = None
         self._limit = limit
-        #: The data bytes queued plus :data:`EVENT_COST` per event.
+        #: The data bytes queued plus :data:`EVENT_COST` per event: non-zero
+        #: exactly while events are queued.  The hot paths ask it rather
+        #: than the queue's truth, which costs a method call.
         self.cost = 0
 
     def __bool__(self) -> bool:
@@ -89,23 +87,46 @@ class EventQueue:
         """Whether the queue holds more than its limit."""
         return self.cost > self._limit
 
-    def put(self, event: Event) -> None:
-        """Append an event."""
-        if self._events is None:
-            self._events = deque()
-        self._events.append(event)
-        self.cost += _cost(event)
+    def put(self, event: Event) -> bool:
+        """Append an event.
+
+        :return: whether the queue became full by it.
+        """
+        events = self._events
+        if events is None:
+            events = self._events = deque()
+        events.append(event)
+        before = self.cost
+        after = self.cost = before + (
+            EVENT_COST + len(event.data)
+            if isinstance(event, DataReceived)
+            else EVENT_COST
+        )
+        return before <= self._limit < after
 
     def take(self) -> Event:
         """Remove and return the oldest event.
 
         :raises IndexError: if the queue is empty.
         """
+        return self.pop()[0]
+
+    def pop(self) -> tuple[Event, bool]:
+        """Remove the oldest event.
+
+        :return: the event, and whether the queue stopped being full by it.
+        :raises IndexError: if the queue is empty.
+        """
         if not self._events:
             raise IndexError("the queue is empty")
         event = self._events.popleft()
-        self.cost -= _cost(event)
-        return event
+        before = self.cost
+        after = self.cost = before - (
+            EVENT_COST + len(event.data)
+            if isinstance(event, DataReceived)
+            else EVENT_COST
+        )
+        return event, after <= self._limit < before
 
     def clear(self) -> None:
         """Drop every event."""

@@ -79,9 +79,14 @@ class StreamOperations(Router):
             return None
         self._enter_stream_mode()
         state = self._submit_new_stream(headers, end_stream, on_submitted)
-        if transport.collect() and transport.send_backlog_nowait():
+        if (
+            transport.collect()
+            and transport.send_backlog_nowait()
+            and (self._waiters.parked or self._read_scope is not None or self._draining)
+        ):
             # Written whole: what _flush does after a write (the new stream
-            # is in flight, so the connection cannot be over).
+            # is in flight, so the connection cannot be over), when
+            # somebody may be woken (_check_waiters' first test).
             self._check_waiters()
         return self._make_stream(state)
 
@@ -249,13 +254,14 @@ class StreamOperations(Router):
         timeout scope.  ``None`` sends the caller down the full path (to
         wait, or to raise, or to resume a connection held back).
         """
-        if state.released or self._closed or self._paused or not state.events:
+        events = state.events
+        if state.released or self._closed or self._paused or not events.cost:
             return None
-        was_full = state.events.full
-        event = state.events.take()
-        if was_full and not state.events.full:
+        event, relieved = events.pop()
+        if relieved:
             self._full_queues -= 1
-        self._forget_if_done(state)
+        if not events.cost:
+            self._forget_if_done(state)
         return event
 
     async def _stream_receive(
@@ -267,21 +273,23 @@ class StreamOperations(Router):
             raise self._closed_error()
         # Until the stream is over both ways: a reset may still come after
         # the peer's last message (a client cancelling a slow response).
+        events = state.events
         await self._wait(
             stream_key(state.stream_id),
-            lambda: bool(state.events) or state.finished,
+            lambda: bool(events.cost) or state.finished,
             deadline,
         )
-        if not state.events:
+        if not events.cost:
             if state.lost:
                 raise self._closed_error()
             raise LocalProtocolError(f"stream {state.stream_id} has no more events")
-        was_full = state.events.full
-        event = state.events.take()
-        if was_full and not state.events.full:
+        event, relieved = events.pop()
+        if relieved:
             self._full_queues -= 1
-        self._forget_if_done(state)
-        await self._resume(deadline)
+        if not events.cost:
+            self._forget_if_done(state)
+        if self._paused:
+            await self._resume(deadline)
         return event
 
     def _release(self, state: StreamState) -> None:
@@ -308,7 +316,7 @@ class StreamOperations(Router):
             self._full_queues -= 1
         state.events.clear()
         self._forget_if_done(state)
-        if self._waiters or self._read_scope is not None:
+        if self._waiters.parked or self._read_scope is not None:
             self._wake(stream_key(state.stream_id))
 
     async def _stream_close(self, state: StreamState) -> None:

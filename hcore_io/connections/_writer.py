@@ -155,7 +155,7 @@ class Writer(Driver):
                 lock.release()
         # (_check_waiters' and _is_over's first tests asked here: every
         # write's path, and mostly nobody waits and nothing is over.)
-        if self._waiters or self._read_scope is not None or self._draining:
+        if self._waiters.parked or self._read_scope is not None or self._draining:
             self._check_waiters()
         if not self._transport_closed and self._protocol.has_expired():
             await self._close_if_over()

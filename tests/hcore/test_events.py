@@ -60,3 +60,25 @@ def test_defaults() -> None:
     assert StreamResetSent(1).error_code == 0
     assert GoawayReceived(0).unprocessed_stream_ids == ()
     assert SendBufferDrained(9).stream_id == 9
+
+
+def test_written_out_constructors_act_as_the_dataclass_ones() -> None:
+    # HeadersReceived and DataReceived write their __init__ out (speed):
+    # keywords, positions, defaults and dataclasses.replace still work.
+    head = HeadersReceived(headers=[(b":status", b"200")], stream_id=1)
+    assert head == HeadersReceived(1, ((b":status", b"200"),), False)
+    assert dataclasses.replace(head, end_stream=True).end_stream
+    assert dataclasses.replace(head, end_stream=True).headers == head.headers
+    assert [f.name for f in dataclasses.fields(head)] == [
+        "stream_id",
+        "headers",
+        "end_stream",
+    ]
+    data = DataReceived(data=b"x", stream_id=3)
+    assert data == DataReceived(3, b"x", False)
+    assert dataclasses.replace(data, data=b"y") == DataReceived(3, b"y")
+    assert dataclasses.astuple(data) == (3, b"x", False)
+    with pytest.raises(TypeError):
+        DataReceived(1)  # type: ignore[call-arg]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        head.end_stream = True  # type: ignore[misc]

@@ -110,6 +110,24 @@ def test_event_queue_allocates_nothing_until_an_event_comes() -> None:
     assert not _holds_a_deque(queue)
 
 
+def test_event_queue_says_when_it_becomes_full_and_stops_being_full() -> None:
+    queue = EventQueue(limit=2 * EVENT_COST)
+    head = HeadersReceived(stream_id=1, headers=())
+    assert queue.put(head) is False
+    assert queue.put(head) is False  # at the limit: not over it
+    assert queue.put(DataReceived(1, b"x")) is True
+    assert queue.full
+    assert queue.put(head) is False  # full already
+    assert queue.pop() == (head, False)
+    assert queue.pop() == (head, False)  # one byte over the limit still
+    assert queue.pop() == (DataReceived(1, b"x"), True)
+    assert not queue.full
+    assert queue.pop() == (head, False)
+    assert queue.cost == 0
+    with pytest.raises(IndexError):
+        queue.pop()
+
+
 def test_stream_state_has_no_instance_dict() -> None:
     state = StreamState(1, 1000)
     assert not hasattr(state, "__dict__")
