@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import warnings
 from abc import ABCMeta, abstractmethod
+from asyncio import AbstractEventLoop
 from collections import deque
 
 import anyio
@@ -102,6 +103,8 @@ class PoolBooks(metaclass=ABCMeta):
         self._alt_svc = alt_svc
         # The tasks waiting for a change, oldest first.
         self._waiters: deque[PoolWaiter] = deque()
+        # The asyncio loop the last of them waited on (see _clock).
+        self._loop: AbstractEventLoop | None = None
         self._entries: list[PoolEntry] = []
         self._created = 0
         self._closed_count = 0
@@ -306,7 +309,8 @@ class PoolBooks(metaclass=ABCMeta):
                     await self._connect(entry, timeouts.connect)
                 return entry
             # Queued before anything is awaited: no change is missed.
-            waiter = PoolWaiter(origin, avoid_quic or http1_only, running_loop())
+            loop = self._loop = running_loop(self._loop)
+            waiter = PoolWaiter(origin, avoid_quic or http1_only, loop)
             self._waiters.append(waiter)
             try:
                 for spent in to_close:

@@ -188,3 +188,20 @@ async def test_a_pool_waiter_woken_early_late_or_twice() -> None:
         await anyio.wait_all_tasks_blocked()
         woken.wake()
     woken.wake()
+
+
+async def test_the_loop_found_last_is_asked_before_looking_again() -> None:
+    """running_loop(known) keeps a loop running this task, replaces another."""
+    import asyncio
+
+    from hcore_io.client._clock import running_loop
+
+    loop = running_loop()
+    other = asyncio.new_event_loop()
+    try:
+        # On Trio there is no asyncio loop, whatever was known.
+        assert running_loop(other) is loop
+    finally:
+        other.close()
+    if loop is not None:
+        assert running_loop(loop) is loop
