@@ -75,6 +75,13 @@ from hcore_io.connections import HTTPConnection, HTTPStream
 
 __all__ = ("PoolBooks",)
 
+# ConnectionState's members, looked up once: an enum member costs a look-up
+# through its metaclass on every access, and the books set a few per request.
+_ACTIVE = ConnectionState.ACTIVE
+_CLOSED = ConnectionState.CLOSED
+_CONNECTING = ConnectionState.CONNECTING
+_IDLE = ConnectionState.IDLE
+
 
 class PoolBooks(metaclass=ABCMeta):
     """The entries of a pool and their accounting (see the module doc).
@@ -160,9 +167,7 @@ class PoolBooks(metaclass=ABCMeta):
     def _take(entry: PoolEntry, *, new: bool) -> None:
         entry.active += 1
         entry.opening += 1
-        entry.metrics.state = (
-            ConnectionState.CONNECTING if new else ConnectionState.ACTIVE
-        )
+        entry.metrics.state = _CONNECTING if new else _ACTIVE
 
     def _give_back(self, entry: PoolEntry) -> None:
         """Undo :meth:`_take` of a connection handed over but not used."""
@@ -171,8 +176,8 @@ class PoolBooks(metaclass=ABCMeta):
         if entry.active == 0:
             now = _now()
             entry.idle_since = now
-            if entry.metrics.state is not ConnectionState.CLOSED:
-                entry.metrics.state = ConnectionState.IDLE
+            if entry.metrics.state is not _CLOSED:
+                entry.metrics.state = _IDLE
             # An expired one is left for the next _acquire to sweep out.
             if not self._expired(entry, now) and self._hand_over(entry, now):
                 return
@@ -353,7 +358,7 @@ class PoolBooks(metaclass=ABCMeta):
             # or its place taken from the connection limits (HTTP/1.1).
             if entry in self._entries:
                 self._entries.remove(entry)
-            entry.metrics.state = ConnectionState.CLOSED
+            entry.metrics.state = _CLOSED
             entry.connected.set()
             self._notify()
             if entry.via_alt_svc and isinstance(exc, ConnectError | ConnectTimeout):
@@ -369,7 +374,7 @@ class PoolBooks(metaclass=ABCMeta):
         entry.connection = connection
         entry.multiplexed = connection.multiplexed
         entry.metrics.http_version = connection.http_version
-        entry.metrics.state = ConnectionState.ACTIVE
+        entry.metrics.state = _ACTIVE
         self._created += 1
         entry.connected.set()
         self._notify()
@@ -388,9 +393,9 @@ class PoolBooks(metaclass=ABCMeta):
         await self._close_connection(entry)
 
     async def _close_connection(self, entry: PoolEntry) -> None:
-        if entry.metrics.state is ConnectionState.CLOSED:
+        if entry.metrics.state is _CLOSED:
             return
-        entry.metrics.state = ConnectionState.CLOSED
+        entry.metrics.state = _CLOSED
         connection = entry.connection
         if connection is not None:
             self._closed_count += 1
@@ -440,8 +445,8 @@ class PoolBooks(metaclass=ABCMeta):
         idle = False
         if entry.active == 0:
             entry.idle_since = now
-            if metrics.state is not ConnectionState.CLOSED:
-                metrics.state = ConnectionState.IDLE
+            if metrics.state is not _CLOSED:
+                metrics.state = _IDLE
             if self._expired(entry, now):
                 if entry in self._entries:
                     self._entries.remove(entry)

@@ -45,9 +45,8 @@ idle connections, and takes a connection of its own back when bytes come.
 
 from __future__ import annotations
 
-import enum
 from abc import abstractmethod
-from typing import cast
+from typing import Final, cast
 
 import h11
 
@@ -89,10 +88,18 @@ _NOTHING_TRAILING = (b"", False)
 END_OF_MESSAGE = h11.EndOfMessage()
 
 
-class _Phase(enum.Enum):
-    HTTP = "http"
-    TUNNEL = "tunnel"
-    CLOSED = "closed"
+class _Phase:
+    """Where the connection is: exchanging messages, tunnelling, or closed.
+
+    Plain string constants compared by identity, not an ``enum.Enum``: a
+    member of one costs a look-up through its metaclass on every access
+    (five times a class attribute's), and the phase is asked several times
+    a request.
+    """
+
+    HTTP: Final = "http"
+    TUNNEL: Final = "tunnel"
+    CLOSED: Final = "closed"
 
 
 class H11Protocol(HTTP1Base):
