@@ -342,7 +342,7 @@ async def exchange(
             await pool.release(entry, started, failed=True)
         raise
     status, fields = _status_and_fields(head)
-    if pool.alt_svc is not None:
+    if pool._alt_svc is not None:
         for name, value in fields:
             if name == b"alt-svc":
                 pool.learn_alt_svc(entry, value)

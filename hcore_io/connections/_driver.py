@@ -213,7 +213,7 @@ class Driver(metaclass=ABCMeta):
                     self._dispatch()
                     if ready():
                         break
-                if not self._write_lock.locked() and self._transport.collect():
+                if not self._write_lock.held and self._transport.collect():
                     # The peer may be waiting for these bytes (a WINDOW_UPDATE)
                     # before it sends what this task waits for.
                     await self._flush_within(deadline)
@@ -263,7 +263,7 @@ class Driver(metaclass=ABCMeta):
                             self._broken = transport.read_error
                     self._dispatch()
                     if transport.collect():
-                        if not self._write_lock.locked():
+                        if not self._write_lock.held:
                             # Let another task read while this one writes.
                             self._waiters.pass_baton()
                         await self._flush_within(deadline)

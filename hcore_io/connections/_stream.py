@@ -254,10 +254,11 @@ class HTTPStream:
             over both ways and every event was received.
         """
         connection, state = self._connection, self._state
-        event = connection._stream_take(state)
-        if event is not None:
-            # Already queued: no wait, so no timeout or cancellation to handle.
-            return event
+        if state.events.cost:
+            event = connection._stream_take(state)
+            if event is not None:
+                # Already queued: no wait, so no timeout or cancellation.
+                return event
         # The timeout is a deadline for the connection's wait, which bounds
         # its read with the read's own cancel scope: no scope of its own
         # here, so any cancellation comes from outside.

@@ -63,7 +63,7 @@ class StreamOperations(Router):
         transport = self._transport
         protocol = self._protocol
         if (
-            self._write_lock.locked()
+            self._write_lock.held
             or self._gathering is not None
             or not isinstance(transport, TCPTransport)
             or self._closed

@@ -111,26 +111,28 @@ class WriteLock:
     exists only while someone waits.
     """
 
-    __slots__ = ("_held", "_released")
+    __slots__ = ("_released", "held")
 
     def __init__(self) -> None:
-        self._held = False
+        #: Whether a task holds the lock (what :meth:`locked` says; the
+        #: connection's hot paths read it without the call).
+        self.held = False
         self._released: anyio.Event | None = None
 
     def locked(self) -> bool:
         """Whether a task holds the lock."""
-        return self._held
+        return self.held
 
     async def __aenter__(self) -> None:
         await self.acquire()
 
     async def acquire(self) -> None:
         """Take the lock: at once if it is free, else once it is released."""
-        if not self._held:
+        if not self.held:
             # Raises if cancelled, does not yield otherwise: the lock is
             # still free when it returns.
             await anyio.lowlevel.checkpoint_if_cancelled()
-            self._held = True
+            self.held = True
             return
         # Bounded: each round waits for a release; another task can take
         # the lock first only by writing, and each write goes somewhere.
@@ -138,7 +140,7 @@ class WriteLock:
             if self._released is None:
                 self._released = anyio.Event()
             await self._released.wait()
-        self._held = True
+        self.held = True
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.release()
@@ -152,14 +154,14 @@ class WriteLock:
 
         :return: whether the lock was free (and is now taken).
         """
-        if self._held:
+        if self.held:
             return False
-        self._held = True
+        self.held = True
         return True
 
     def release(self) -> None:
         """Release the lock, waking every task that waits for it."""
-        self._held = False
+        self.held = False
         released, self._released = self._released, None
         if released is not None:
             released.set()

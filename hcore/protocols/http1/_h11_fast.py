@@ -118,6 +118,8 @@ GOOD_NAMES: set[bytes] = set()
 #: line h11 writes for each: a server sends the same few over and over.
 _PLAIN_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _PLAIN_LINES_MAX = 512
+# Looked up once (an enum member costs a look-up through its metaclass).
+_CHUNKED = Framing.CHUNKED
 #: The (empty) fields of an end of message without trailers.
 _NO_TRAILERS = h11.EndOfMessage().headers
 #: A reader or writer of h11's tables, as a Connection holds it.
@@ -253,7 +255,7 @@ def response_allowed(conn: h11.Connection) -> bool:
 
 def body_writer(framing: Framing, length: int) -> BodyWriter:
     """The writer h11 would choose for a body planned as given (not CLOSE)."""
-    if framing is Framing.CHUNKED:
+    if framing is _CHUNKED:
         return ChunkedWriter()
     return ContentLengthWriter(length)
 

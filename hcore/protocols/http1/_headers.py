@@ -80,6 +80,11 @@ class Framing(enum.Enum):
     CLOSE = "close"
 
 
+# Looked up once for the checks made on every piece of body (an enum member
+# costs a look-up through its metaclass on every access).
+_LENGTH = Framing.LENGTH
+
+
 @dataclass(slots=True)
 class OutgoingBody:
     """The body this side is sending, checked before each piece reaches h11."""
@@ -98,7 +103,7 @@ class OutgoingBody:
         """
         if self.ended:
             raise LocalProtocolError("the stream has already ended on this side")
-        if self.framing is not Framing.LENGTH:
+        if self.framing is not _LENGTH:
             return
         if size > self.remaining:
             raise LocalProtocolError(
@@ -111,7 +116,7 @@ class OutgoingBody:
 
     def consume(self, size: int, end_stream: bool) -> None:
         """Account for a piece that was sent."""
-        if self.framing is Framing.LENGTH:
+        if self.framing is _LENGTH:
             self.remaining -= size
         if end_stream:
             self.ended = True
