@@ -116,12 +116,12 @@ def test_event_queue_says_when_it_becomes_full_and_stops_being_full() -> None:
     assert queue.put(head) is False
     assert queue.put(head) is False  # at the limit: not over it
     assert queue.put(DataReceived(1, b"x")) is True
-    assert queue.full
+    assert (queue.full, queue.cost) == (True, 3 * EVENT_COST + 1)
     assert queue.put(head) is False  # full already
     assert queue.pop() == (head, False)
     assert queue.pop() == (head, False)  # one byte over the limit still
     assert queue.pop() == (DataReceived(1, b"x"), True)
-    assert not queue.full
+    assert (queue.full, queue.cost) == (False, EVENT_COST)
     assert queue.pop() == (head, False)
     assert queue.cost == 0
     with pytest.raises(IndexError):
