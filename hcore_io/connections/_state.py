@@ -68,8 +68,9 @@ class EventQueue:
     def __init__(self, limit: int) -> None:
         # Made by the first put: most queues (an idle connection's, a
         # stream answered at once) never hold anything, and an empty
-        # deque costs 600 bytes.
-        self._events: deque[Event] | None = None
+        # deque costs 600 bytes.  Each event is kept with its cost, which
+        # taking it gives back.
+        self._events: deque[tuple[Event, int]] | None = None
         self._limit = limit
         #: The data bytes queued plus :data:`EVENT_COST` per event: non-zero
         #: exactly while events are queued.  The hot paths ask it rather
@@ -95,13 +96,14 @@ class EventQueue:
         events = self._events
         if events is None:
             events = self._events = deque()
-        events.append(event)
-        before = self.cost
-        after = self.cost = before + (
+        cost = (
             EVENT_COST + len(event.data)
             if isinstance(event, DataReceived)
             else EVENT_COST
         )
+        events.append((event, cost))
+        before = self.cost
+        after = self.cost = before + cost
         return before <= self._limit < after
 
     def take(self) -> Event:
@@ -119,13 +121,9 @@ class EventQueue:
         """
         if not self._events:
             raise IndexError("the queue is empty")
-        event = self._events.popleft()
+        event, cost = self._events.popleft()
         before = self.cost
-        after = self.cost = before - (
-            EVENT_COST + len(event.data)
-            if isinstance(event, DataReceived)
-            else EVENT_COST
-        )
+        after = self.cost = before - cost
         return event, after <= self._limit < before
 
     def clear(self) -> None:

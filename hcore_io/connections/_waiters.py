@@ -59,10 +59,10 @@ class Waiters:
                     self._baton = None
                     self.pass_baton()
             elif self.parked is not None:
-                parked = self.parked.get(key)
-                if parked is not None:
-                    parked.remove(event)
-                    if not parked:
+                under_key = self.parked.get(key)
+                if under_key is not None:
+                    under_key.remove(event)
+                    if not under_key:
                         del self.parked[key]
             raise
         if self._baton is event:
@@ -89,9 +89,9 @@ class Waiters:
         if self._baton is not None or not by_key:
             return
         key = next(iter(by_key))
-        parked = by_key[key]
-        event = parked.pop(0)
-        if not parked:
+        under_key = by_key[key]
+        event = under_key.pop(0)
+        if not under_key:
             del by_key[key]
         self._baton = event
         event.set()
