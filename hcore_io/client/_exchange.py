@@ -311,14 +311,8 @@ def _response(
     body: ResponseStream,
     trailers: list[tuple[bytes, bytes]],
 ) -> Response:
-    return Response(
-        status=status,
-        headers=fields,
-        http_version=entry.metrics.http_version,
-        stream=body,
-        request=request,
-        trailers=trailers,
-    )
+    # Positional: a class called with keywords builds a dict for them.
+    return Response(status, fields, entry.metrics.http_version, body, request, trailers)
 
 
 async def exchange(
@@ -373,6 +367,24 @@ async def exchange(
             held = queued
             break
 
+    limit = pool.limits.max_response_body_size
+    length = body_length(request, status, fields)
+    if finished and (limit is None or prefetched <= limit):
+        # The whole response came with its head (a small one arrives in one
+        # read): the exchange is over now, so the connection goes back to
+        # the pool at once, not when the body is read, and the body is
+        # read from memory.  Closing the stream resets nothing (see close
+        # below).
+        try:
+            await stream.aclose()
+        finally:
+            await pool.release(entry, started, failed=False)
+        whole = ResponseStream.whole(pieces, max_size=limit, content_length=length)
+        response = _response(entry, request, status, fields, whole, trailers)
+        if not pieces:
+            response.content = b""
+        return response
+
     async def receive() -> bytes | None:
         nonlocal finished, failed, held
         if pieces:
@@ -401,9 +413,6 @@ async def exchange(
                 )
                 raise error.error if isinstance(error, Refused) else error
         return None
-
-    limit = pool.limits.max_response_body_size
-    length = body_length(request, status, fields)
 
     async def close() -> None:
         # Closed in time: the safety net below is not called.
@@ -443,12 +452,8 @@ async def exchange(
         fail=fail,
         abandoned=lambda: pool.abandoned(entry, stream, started, url),
     )
-    if finished and held is None and pieces:
-        # The whole body came with the head: aread joins it at once.
+    if finished and pieces:
+        # The whole body came with the head, but more than max_size (which
+        # its reader may raise): aread joins it at once if it then fits.
         body._buffered = pieces
-    response = _response(entry, request, status, fields, body, trailers)
-    if finished and not pieces:
-        # No body, or an empty one: nothing to read.
-        await response.stream.aclose()
-        response.content = b""
-    return response
+    return _response(entry, request, status, fields, body, trailers)

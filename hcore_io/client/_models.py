@@ -5,7 +5,8 @@ that is either ``bytes`` or an async iterable of ``bytes`` (sent piece by
 piece, each piece waiting for the peer's flow control: backpressure).  A
 :class:`Response` arrives once its header block did; its body is read
 through :attr:`Response.stream`, which hands the connection back to the pool
-when the body ends or the stream is closed.
+when the body ends or the stream is closed (at once, for a body that came
+whole with its head).
 """
 
 from __future__ import annotations
@@ -258,10 +259,12 @@ class ResponseStream:
     returns flow-control credit, so a slow reader slows the sender instead of
     filling memory.  :meth:`aread` reads the rest at once, up to
     :attr:`max_size` bytes.  When the body ends (or on :meth:`aclose`) the
-    connection goes back to its pool.
+    connection goes back to its pool (a body that came whole with its head,
+    see :meth:`whole`, gave it back already).
 
     :param receive: returns the next piece, or ``None`` at the end.
-    :param close: releases the exchange (resets it if unfinished).
+    :param close: releases the exchange (resets it if unfinished);
+        ``None``: nothing to release.
     :param max_size: the most bytes :meth:`aread` buffers; ``None``: no bound.
     :param content_length: the body's announced length, if any.
     :param fail: called before :meth:`aread` gives up on a body too large,
@@ -273,7 +276,7 @@ class ResponseStream:
     def __init__(
         self,
         receive: Callable[[], Awaitable[bytes | None]],
-        close: Callable[[], Awaitable[None]],
+        close: Callable[[], Awaitable[None]] | None,
         *,
         max_size: int | None = None,
         content_length: int | None = None,
@@ -287,8 +290,9 @@ class ResponseStream:
         self._done = False
         self._closed = False
         #: The whole rest of the body, when the exchange that made the
-        #: stream has it queued already (``receive`` returns these pieces,
-        #: then ``None`` without a wait): :meth:`aread` joins them at once.
+        #: stream has it queued already (``receive`` returns ``None`` after
+        #: them): :meth:`aread` joins them at once, :meth:`read_chunk` takes
+        #: them one by one without calling ``receive``.
         self._buffered: deque[bytes] | None = None
         self._too_large: ResponseBodyTooLarge | None = None
         #: Body bytes read so far.
@@ -300,6 +304,28 @@ class ResponseStream:
         #: The body's length announced by ``content-length``, or ``None``
         #: (no such field, or a response that has no body, as one to HEAD).
         self.content_length = content_length
+
+    @classmethod
+    def whole(
+        cls,
+        pieces: deque[bytes],
+        *,
+        max_size: int | None = None,
+        content_length: int | None = None,
+    ) -> ResponseStream:
+        """A body that arrived whole, read from memory.
+
+        Its exchange is over already (its connection is back in the pool):
+        reading or closing it waits for nothing and releases nothing.
+
+        :param pieces: the body's pieces, in order (taken, not copied).
+        """
+        # (Set after: a class called with keywords builds a dict for them.)
+        stream = cls(_end_of_body, None)
+        stream.max_size = max_size
+        stream.content_length = content_length
+        stream._buffered = pieces
+        return stream
 
     def __del__(self) -> None:
         # A finalizer without a weakref.finalize per response (which cost
@@ -327,11 +353,16 @@ class ResponseStream:
         """
         if self._done or self._closed:
             return None
-        try:
-            chunk = await self._receive()
-        except BaseException:
-            await self.aclose()
-            raise
+        buffered = self._buffered
+        if buffered:
+            # Queued already: taken without a wait (see _buffered).
+            chunk: bytes | None = buffered.popleft()
+        else:
+            try:
+                chunk = await self._receive()
+            except BaseException:
+                await self.aclose()
+                raise
         if chunk is None:
             self._done = True
             await self.aclose()
@@ -409,7 +440,12 @@ class ResponseStream:
         """Stop reading; an unfinished exchange is reset (HTTP/1.1: closed)."""
         if not self._closed:
             self._closed = True
-            await self._close()
+            if self._close is not None:
+                await self._close()
+
+
+async def _end_of_body() -> None:
+    """A whole body's ``receive``: its pieces are all in ``_buffered``."""
 
 
 @dataclass

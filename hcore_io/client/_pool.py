@@ -258,7 +258,8 @@ class ConnectionPool(PoolBooks):
         """Send a request on a pooled connection and return its response.
 
         The response's body is read from ``response.stream``; reading it to
-        its end (or closing it) gives the connection back.
+        its end (or closing it) gives the connection back, unless it came
+        whole with the head: then the connection is back already.
 
         :raises hcore_io.PoolTimeout: no connection became free in time.
         :raises hcore_io.ConnectError: a connection could not be opened.

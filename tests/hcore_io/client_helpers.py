@@ -74,6 +74,8 @@ class ClientApp:
     open_peak: int = 0
     #: Request paths, in order of arrival.
     paths: list[str] = field(default_factory=list)
+    #: What ``/gated`` waits for before the second half of its body.
+    gate: anyio.Event = field(default_factory=anyio.Event)
 
     def handler(self, name: str) -> _Handler:
         """The connection handler of the listener called ``name``."""
@@ -129,6 +131,15 @@ class ClientApp:
                 piece = pattern(min(CHUNK, size - sent))
                 sent += len(piece)
                 await stream.send_data(piece, end_stream=sent == size)
+            return
+        if path == "/gated":
+            # "ok", the "k" once the test opens the gate: until then the
+            # response is unfinished, and its connection taken.
+            ok.append((b"content-length", b"2"))
+            await stream.send_headers(ok)
+            await stream.send_data(b"o")
+            await self.gate.wait()
+            await stream.send_data(b"k", end_stream=True)
             return
         if path == "/slow-body":
             await stream.send_headers(ok)

@@ -1,15 +1,19 @@
 """A response body that came whole with its head is read at once, as before.
 
 When every body event of a response was queued with its head, the exchange
-hands the body's pieces to the :class:`~hcore_io.client.ResponseStream`,
-and :meth:`~hcore_io.client.ResponseStream.aread` joins them in one step
-instead of asking for them piece by piece.  These tests compare a stream
-that knows its pieces with one that does not (the same pieces behind the
-same ``receive``): the body returned, ``bytes_read``, the errors (a body
-over ``max_size``, announced or not), when the stream closes, and reads
-mixed with :meth:`read_chunk`; and run small responses through a client
-(HTTP/1.1 and HTTP/2, both socket backends, asyncio and Trio), read
-whole, streamed, and with the connection reused.
+is over: it gives its connection back to the pool at once, and hands the
+body's pieces to a :meth:`~hcore_io.client.ResponseStream.whole` stream,
+whose :meth:`~hcore_io.client.ResponseStream.aread` joins them in one step.
+(A whole body over ``max_size`` keeps the exchange open, as a body still
+arriving does: its reader may raise the bound.)  These tests compare a
+stream that knows its pieces with one that does not (the same pieces behind
+the same ``receive``), and with a whole one: the body returned,
+``bytes_read``, the errors (a body over ``max_size``, announced or not),
+when the stream closes, and reads mixed with :meth:`read_chunk`.  They run
+small responses through a client (HTTP/1.1 and HTTP/2, both socket
+backends, asyncio and Trio), read whole, streamed, and with the connection
+reused; and check that a response that came whole does not hold its
+connection while its body is unread, and one still arriving does.
 """
 
 from __future__ import annotations
@@ -92,6 +96,9 @@ async def test_buffered_pieces_read_as_the_unbuffered(
         )
         outcomes.append((await _outcome(stream, first_chunk), closes))
     assert outcomes[0] == outcomes[1]
+    whole = ResponseStream.whole(deque(pieces), max_size=max_size, content_length=length)
+    # The same reads, with nothing to release when it closes.
+    assert await _outcome(whole, first_chunk) == outcomes[1][0]
 
 
 @pytest.mark.parametrize("version", ["1.1", "2"])
@@ -127,3 +134,43 @@ async def test_small_bodies_through_a_client(
             metrics = client.pool.metrics
             assert metrics.requests == 10
             assert sum(c.completed for c in metrics.connections) >= 1
+
+
+@pytest.mark.parametrize("version", ["1.1", "2"])
+async def test_a_whole_response_gives_its_connection_back_unread(
+    version: str,
+    networking: SocketBackend,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+) -> None:
+    async with client_server(networking, server_tls_config) as server:
+        async with Client(
+            networking=networking,
+            tls_config=client_tls_config,
+            http_versions=(version,),
+            max_connections=1,
+        ) as client:
+            pool = client.pool
+            with anyio.fail_after(BOUND):
+                # An empty body ends with the head (one write, one read).
+                empty = server.url("/bytes/0", tls=True)
+                async with client.stream("GET", empty) as whole:
+                    # Unread, yet the exchange is over: the only connection
+                    # serves the next request meanwhile.
+                    assert pool.metrics.connections[0].completed == 1
+                    assert (await client.get(server.url("/ok", tls=True))).content == b"ok"
+                    assert await whole.aread() == b""
+                gated = server.url("/gated", tls=True)
+                async with client.stream("GET", gated) as arriving:
+                    assert pool.metrics.connections[0].completed == 2
+                    if version == "1.1":
+                        # Its body still arriving, the response holds the
+                        # connection: the next request waits for it.
+                        with anyio.move_on_after(0.2) as waited:
+                            await client.get(server.url("/ok", tls=True))
+                        assert waited.cancelled_caught
+                    server.app.gate.set()
+                    assert await arriving.aread() == b"ok"
+                assert (await client.get(server.url("/ok", tls=True))).content == b"ok"
+            assert pool.metrics.created == 1
+            assert pool.metrics.connections[0].errors == 0

@@ -19,7 +19,7 @@ import pytest
 from hcore import ClientTLSConfig, ServerTLSConfig
 from hcore_io.client import URL, ConnectionPool, ConnectionState, Request
 
-from .client_helpers import client_server
+from .client_helpers import ClientApp, client_server
 from .conftest import SocketBackend
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +34,7 @@ async def _pool(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
     max_connections: int,
-) -> AsyncIterator[tuple[ConnectionPool, str]]:
+) -> AsyncIterator[tuple[ConnectionPool, str, ClientApp]]:
     async with client_server(networking, server_tls_config) as server:
         base = server.url("", tls=True, host="127.0.0.1")
         async with ConnectionPool(
@@ -45,7 +45,7 @@ async def _pool(
             max_connections_per_host=max_connections,
             max_requests_per_connection=10_000,
         ) as pool:
-            yield pool, base
+            yield pool, base, server.app
 
 
 async def _ok(pool: ConnectionPool, base: str) -> None:
@@ -71,8 +71,11 @@ async def test_waiting_tasks_get_the_connection_in_order(
     async with _pool(networking, server_tls_config, client_tls_config, 1) as (
         pool,
         base,
+        app,
     ):
-        held = await pool.handle_request(Request("GET", URL(base + "/ok")))
+        # Unfinished (the whole body would give the connection back at
+        # once) until the gate opens.
+        held = await pool.handle_request(Request("GET", URL(base + "/gated")))
         served: list[int] = []
 
         async def waiter(index: int) -> None:
@@ -86,6 +89,7 @@ async def test_waiting_tasks_get_the_connection_in_order(
                     # Each is queued before the next one starts.
                     await anyio.wait_all_tasks_blocked()
                 assert len(pool._waiters) == 4
+                app.gate.set()
                 assert await held.stream.aread() == b"ok"
         assert served == [0, 1, 2, 3]
         assert pool.metrics.created == 1
@@ -100,8 +104,11 @@ async def test_a_task_cancelled_after_the_hand_over_gives_the_connection_back(
     async with _pool(networking, server_tls_config, client_tls_config, 1) as (
         pool,
         base,
+        app,
     ):
-        held = await pool.handle_request(Request("GET", URL(base + "/ok")))
+        # Unfinished (the whole body would give the connection back at
+        # once) until the gate opens.
+        held = await pool.handle_request(Request("GET", URL(base + "/gated")))
         first = anyio.CancelScope()
         outcome: list[str] = []
 
@@ -125,6 +132,7 @@ async def test_a_task_cancelled_after_the_hand_over_gives_the_connection_back(
                 # Cancelled (it runs only later), then handed the connection
                 # given back: it must pass it on, unused.
                 first.cancel()
+                app.gate.set()
                 assert await held.stream.aread() == b"ok"
         assert outcome == ["first cancelled", "second served"]
         await _ok(pool, base)
@@ -140,6 +148,7 @@ async def test_many_tasks_share_a_few_connections(
     async with _pool(networking, server_tls_config, client_tls_config, 2) as (
         pool,
         base,
+        _,
     ):
         done = 0
 
