@@ -186,6 +186,19 @@ class StreamState:
             or (self.local_ended and self.remote_ended)
         )
 
+    def receive_ready(self) -> bool:
+        """Whether a receive on the stream ends now: an event is queued, or it finished.
+
+        (:attr:`finished` written out: what a receive waits for, asked a few
+        times per wait.)
+        """
+        return bool(self.events.cost) or (
+            self.reset_code is not None
+            or self.refused
+            or self.lost
+            or (self.local_ended and self.remote_ended)
+        )
+
     @property
     def aborted(self) -> bool:
         """Whether the stream ended abnormally: reset, refused or lost."""

@@ -274,11 +274,7 @@ class StreamOperations(Router):
         # Until the stream is over both ways: a reset may still come after
         # the peer's last message (a client cancelling a slow response).
         events = state.events
-        await self._wait(
-            stream_key(state.stream_id),
-            lambda: bool(events.cost) or state.finished,
-            deadline,
-        )
+        await self._wait(stream_key(state.stream_id), state.receive_ready, deadline)
         if not events.cost:
             if state.lost:
                 raise self._closed_error()

@@ -15,6 +15,7 @@ from hcore.events import DataReceived, HeadersReceived, InformationalResponseRec
 from hcore.protocols.http1._h11_fast import buffer_empty, take_body
 from hcore.protocols.http1._h11_fast_client import (
     body_writer,
+    commit_ended_request,
     commit_request,
     plain_request_state,
     request_shape,
@@ -101,7 +102,10 @@ class H11ClientProtocol(ClientRole, H11Protocol):
             one, the connection is busy, or the block is malformed.
         """
         self._check_usable()
-        if self._phase is _Phase.HTTP and self._h11.our_state is h11.IDLE:
+        conn = self._h11
+        # our_state, without its property call where h11's states are known.
+        ours = conn._cstate.states[CLIENT] if self._fast else conn.our_state
+        if self._phase is _Phase.HTTP and ours is h11.IDLE:
             if stream_id != self._stream_id:
                 raise LocalProtocolError(
                     f"the next request goes on stream {self._stream_id}, "
@@ -125,8 +129,15 @@ class H11ClientProtocol(ClientRole, H11Protocol):
                 self._memo = memo
             if head is not None:
                 assert body is not None
-                commit_request(self._h11, method, body_writer(memo.chunked, body))
                 self._outgoing.append(head)
+                if end_stream and not memo.chunked:
+                    # No body (checked above): the request and its end in
+                    # one step, as _send_end below would end it.
+                    commit_ended_request(conn, method)
+                    body.consume(0, True)
+                    self._sending = body
+                    return
+                commit_request(conn, method, body_writer(memo.chunked, body))
             else:
                 self._send(request)
             if body is None:

@@ -23,7 +23,7 @@ from h11._readers import (
     status_line_re,
 )
 from h11._state import CLIENT, DONE, IDLE, SEND_BODY, SEND_RESPONSE, SERVER
-from h11._writers import BodyWriter, ChunkedWriter, ContentLengthWriter
+from h11._writers import WRITERS, BodyWriter, ChunkedWriter, ContentLengthWriter
 
 from hcore.protocols.http1._h11_fast import (
     IO,
@@ -39,6 +39,7 @@ from hcore.protocols.http1._line_memo import LineMemo, split_head
 
 __all__ = (
     "body_writer",
+    "commit_ended_request",
     "commit_request",
     "plain_request_state",
     "request_head",
@@ -48,6 +49,7 @@ __all__ = (
 )
 
 _READ_RESPONSE = cast(IO, READERS[(SERVER, SEND_RESPONSE)])
+_WRITER_DONE = cast(IO, WRITERS.get((CLIENT, DONE)))  # None: writes nothing
 #: Request fields the client's direct path looks at.
 _OUTGOING_REQUEST_SPECIAL = frozenset(
     {
@@ -176,6 +178,24 @@ def body_writer(chunked: bool, body: OutgoingBody) -> BodyWriter:
     if chunked:
         return ChunkedWriter()
     return ContentLengthWriter(body.remaining)
+
+
+def commit_ended_request(conn: h11.Connection, method: bytes) -> None:
+    """Move a client's h11 as ``send`` of a request without a body and its end would.
+
+    :func:`commit_request` with an empty ``Content-Length`` body, then
+    :func:`~hcore.protocols.http1._h11_fast.end_message`, in one step: in
+    the state :func:`plain_request_state` lets through (keep-alive, no
+    switch proposed), that end writes nothing and leaves the client
+    ``DONE``.
+    """
+    states = conn._cstate.states
+    states[CLIENT] = DONE
+    states[SERVER] = SEND_RESPONSE
+    conn._request_method = method
+    conn._writer = _WRITER_DONE
+    conn._reader = _READ_RESPONSE
+    conn.client_is_waiting_for_100_continue = False
 
 
 def commit_request(conn: h11.Connection, method: bytes, writer: BodyWriter) -> None:
