@@ -308,9 +308,12 @@ class StreamOperations(Router):
             except HCoreError:
                 pass
             self._mark_reset(state, code)
-        if state.events.full:
-            self._full_queues -= 1
-        state.events.clear()
+        events = state.events
+        if events.cost:
+            # (Mostly read to its end already: nothing to drop.)
+            if events.full:
+                self._full_queues -= 1
+            events.clear()
         self._forget_if_done(state)
         if self._waiters.parked or self._read_scope is not None:
             self._wake(stream_key(state.stream_id))
