@@ -19,6 +19,8 @@ connection while its body is unread, and one still arriving does.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import pytest
@@ -27,6 +29,7 @@ from hcore import ClientTLSConfig, ServerTLSConfig
 from hcore_io import ResponseBodyTooLarge
 from hcore_io.client import Client, ResponseStream
 
+from .client_helpers import TestServer as Served  # (not collected as a test)
 from .client_helpers import client_server
 from .conftest import SocketBackend
 from .connection_helpers import pattern
@@ -96,9 +99,29 @@ async def test_buffered_pieces_read_as_the_unbuffered(
         )
         outcomes.append((await _outcome(stream, first_chunk), closes))
     assert outcomes[0] == outcomes[1]
-    whole = ResponseStream.whole(deque(pieces), max_size=max_size, content_length=length)
+    whole = ResponseStream.whole(
+        deque(pieces), max_size=max_size, content_length=length
+    )
     # The same reads, with nothing to release when it closes.
     assert await _outcome(whole, first_chunk) == outcomes[1][0]
+
+
+@asynccontextmanager
+async def _one_connection(
+    version: str,
+    networking: SocketBackend,
+    server_tls_config: ServerTLSConfig,
+    client_tls_config: ClientTLSConfig,
+) -> AsyncIterator[tuple[Served, Client]]:
+    """The test server, and a client of one connection to it over ``version``."""
+    async with client_server(networking, server_tls_config) as server:
+        async with Client(
+            networking=networking,
+            tls_config=client_tls_config,
+            http_versions=(version,),
+            max_connections=1,
+        ) as client:
+            yield server, client
 
 
 @pytest.mark.parametrize("version", ["1.1", "2"])
@@ -108,32 +131,28 @@ async def test_small_bodies_through_a_client(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
 ) -> None:
-    async with client_server(networking, server_tls_config) as server:
-        async with Client(
-            networking=networking,
-            tls_config=client_tls_config,
-            http_versions=(version,),
-            max_connections=1,
-        ) as client:
-            with anyio.fail_after(BOUND):
-                for size in (0, 1, 1000, 20000):
-                    url = server.url(f"/bytes/{size}", tls=True)
-                    response = await client.get(url)
-                    assert response.content == pattern(size)
-                    assert response.stream.bytes_read == size
-                    async with client.stream("GET", url) as streamed:
-                        body = b"".join([chunk async for chunk in streamed.stream])
-                    assert body == pattern(size)
-                # Over the bound after the body came whole: refused as before.
-                url = server.url("/bytes/1000", tls=True)
-                async with client.stream("GET", url) as refused:
-                    refused.stream.max_size = 100
-                    with pytest.raises(ResponseBodyTooLarge):
-                        await refused.aread()
-                assert (await client.get(server.url("/ok", tls=True))).content == b"ok"
-            metrics = client.pool.metrics
-            assert metrics.requests == 10
-            assert sum(c.completed for c in metrics.connections) >= 1
+    async with _one_connection(
+        version, networking, server_tls_config, client_tls_config
+    ) as (server, client):
+        with anyio.fail_after(BOUND):
+            for size in (0, 1, 1000, 20000):
+                url = server.url(f"/bytes/{size}", tls=True)
+                response = await client.get(url)
+                assert response.content == pattern(size)
+                assert response.stream.bytes_read == size
+                async with client.stream("GET", url) as streamed:
+                    body = b"".join([chunk async for chunk in streamed.stream])
+                assert body == pattern(size)
+            # Over the bound after the body came whole: refused as before.
+            url = server.url("/bytes/1000", tls=True)
+            async with client.stream("GET", url) as refused:
+                refused.stream.max_size = 100
+                with pytest.raises(ResponseBodyTooLarge):
+                    await refused.aread()
+            assert (await client.get(server.url("/ok", tls=True))).content == b"ok"
+        metrics = client.pool.metrics
+        assert metrics.requests == 10
+        assert sum(c.completed for c in metrics.connections) >= 1
 
 
 @pytest.mark.parametrize("version", ["1.1", "2"])
@@ -143,34 +162,30 @@ async def test_a_whole_response_gives_its_connection_back_unread(
     server_tls_config: ServerTLSConfig,
     client_tls_config: ClientTLSConfig,
 ) -> None:
-    async with client_server(networking, server_tls_config) as server:
-        async with Client(
-            networking=networking,
-            tls_config=client_tls_config,
-            http_versions=(version,),
-            max_connections=1,
-        ) as client:
-            pool = client.pool
-            with anyio.fail_after(BOUND):
-                # An empty body ends with the head (one write, one read).
-                empty = server.url("/bytes/0", tls=True)
-                async with client.stream("GET", empty) as whole:
-                    # Unread, yet the exchange is over: the only connection
-                    # serves the next request meanwhile.
-                    assert pool.metrics.connections[0].completed == 1
-                    assert (await client.get(server.url("/ok", tls=True))).content == b"ok"
-                    assert await whole.aread() == b""
-                gated = server.url("/gated", tls=True)
-                async with client.stream("GET", gated) as arriving:
-                    assert pool.metrics.connections[0].completed == 2
-                    if version == "1.1":
-                        # Its body still arriving, the response holds the
-                        # connection: the next request waits for it.
-                        with anyio.move_on_after(0.2) as waited:
-                            await client.get(server.url("/ok", tls=True))
-                        assert waited.cancelled_caught
-                    server.app.gate.set()
-                    assert await arriving.aread() == b"ok"
+    async with _one_connection(
+        version, networking, server_tls_config, client_tls_config
+    ) as (server, client):
+        pool = client.pool
+        with anyio.fail_after(BOUND):
+            # An empty body ends with the head (one write, one read).
+            empty = server.url("/bytes/0", tls=True)
+            async with client.stream("GET", empty) as whole:
+                # Unread, yet the exchange is over: the only connection
+                # serves the next request meanwhile.
+                assert pool.metrics.connections[0].completed == 1
                 assert (await client.get(server.url("/ok", tls=True))).content == b"ok"
-            assert pool.metrics.created == 1
-            assert pool.metrics.connections[0].errors == 0
+                assert await whole.aread() == b""
+            gated = server.url("/gated", tls=True)
+            async with client.stream("GET", gated) as arriving:
+                assert pool.metrics.connections[0].completed == 2
+                if version == "1.1":
+                    # Its body still arriving, the response holds the
+                    # connection: the next request waits for it.
+                    with anyio.move_on_after(0.2) as waited:
+                        await client.get(server.url("/ok", tls=True))
+                    assert waited.cancelled_caught
+                server.app.gate.set()
+                assert await arriving.aread() == b"ok"
+            assert (await client.get(server.url("/ok", tls=True))).content == b"ok"
+        assert pool.metrics.created == 1
+        assert pool.metrics.connections[0].errors == 0

@@ -189,19 +189,16 @@ def commit_ended_request(conn: h11.Connection, method: bytes) -> None:
     switch proposed), that end writes nothing and leaves the client
     ``DONE``.
     """
-    states = conn._cstate.states
-    states[CLIENT] = DONE
-    states[SERVER] = SEND_RESPONSE
-    conn._request_method = method
-    conn._writer = _WRITER_DONE
-    conn._reader = _READ_RESPONSE
+    commit_request(conn, method, _WRITER_DONE)
+    conn._cstate.states[CLIENT] = DONE
     conn.client_is_waiting_for_100_continue = False
 
 
-def commit_request(conn: h11.Connection, method: bytes, writer: BodyWriter) -> None:
+def commit_request(conn: h11.Connection, method: bytes, writer: IO) -> None:
     """Move a client's h11 as ``send`` of the request would.
 
-    :param writer: the writer :func:`request_head` returned.
+    :param writer: the writer :func:`body_writer` returned (``None``, h11's
+        writer once the body ended, from :func:`commit_ended_request`).
     """
     states = conn._cstate.states
     states[CLIENT] = SEND_BODY
