@@ -203,13 +203,7 @@ class Router(Writer):
             self._answered(state)
         if self._streams.get(state.stream_id) is state:
             del self._streams[state.stream_id]
-            if (
-                # (Not StreamState.aborted: written out, as above.)
-                state.reset_code is None
-                and not state.refused
-                and not state.lost
-                and self._protocol.pending_data_size(state.stream_id)
-            ):
+            if not state.aborted and self._protocol.pending_data_size(state.stream_id):
                 # Its last bytes still wait for credit; keep the transport open.
                 if self._draining is None:
                     self._draining = set()

@@ -189,15 +189,9 @@ class StreamState:
     def receive_ready(self) -> bool:
         """Whether a receive on the stream ends now: an event is queued, or it finished.
 
-        (:attr:`finished` written out: what a receive waits for, asked a few
-        times per wait.)
+        What a receive waits for (a method, not a lambda made per wait).
         """
-        return bool(self.events.cost) or (
-            self.reset_code is not None
-            or self.refused
-            or self.lost
-            or (self.local_ended and self.remote_ended)
-        )
+        return bool(self.events.cost) or self.finished
 
     @property
     def aborted(self) -> bool:

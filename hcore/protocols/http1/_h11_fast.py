@@ -78,6 +78,7 @@ __all__ = (
     "GOOD_NAMES",
     "IO",
     "LENGTH",
+    "WRITERS_DONE",
     "WrittenHead",
     "body_writer",
     "buffer_empty",
@@ -129,7 +130,7 @@ _READ_NOTHING = cast(IO, READERS[(CLIENT, DONE)])
 #: What h11 reads after a message's end, for the peer's role.
 _READERS_DONE = {role: cast(IO, READERS[(role, DONE)]) for role in _ROLES}
 #: What h11 sets after EndOfMessage (no writer: nothing may be sent).
-_WRITERS_DONE = {role: cast(IO, WRITERS.get((role, DONE))) for role in _ROLES}
+WRITERS_DONE = {role: cast(IO, WRITERS.get((role, DONE))) for role in _ROLES}
 _WRITERS_IDLE = {role: cast(IO, WRITERS[(role, IDLE)]) for role in _ROLES}
 _READERS_IDLE = {role: cast(IO, READERS[(role, IDLE)]) for role in _ROLES}
 
@@ -387,7 +388,7 @@ def end_message(conn: h11.Connection, write: list[bytes]) -> bool:
     states[role] = DONE
     if role is CLIENT:
         conn.client_is_waiting_for_100_continue = False
-    conn._writer = _WRITERS_DONE[role]
+    conn._writer = WRITERS_DONE[role]
     return True
 
 

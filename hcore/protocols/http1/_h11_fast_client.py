@@ -23,11 +23,12 @@ from h11._readers import (
     status_line_re,
 )
 from h11._state import CLIENT, DONE, IDLE, SEND_BODY, SEND_RESPONSE, SERVER
-from h11._writers import WRITERS, BodyWriter, ChunkedWriter, ContentLengthWriter
+from h11._writers import BodyWriter, ChunkedWriter, ContentLengthWriter
 
 from hcore.protocols.http1._h11_fast import (
     IO,
     LENGTH,
+    WRITERS_DONE,
     WrittenHead,
     consume,
     head_lines,
@@ -49,7 +50,6 @@ __all__ = (
 )
 
 _READ_RESPONSE = cast(IO, READERS[(SERVER, SEND_RESPONSE)])
-_WRITER_DONE = cast(IO, WRITERS.get((CLIENT, DONE)))  # None: writes nothing
 #: Request fields the client's direct path looks at.
 _OUTGOING_REQUEST_SPECIAL = frozenset(
     {
@@ -189,7 +189,7 @@ def commit_ended_request(conn: h11.Connection, method: bytes) -> None:
     switch proposed), that end writes nothing and leaves the client
     ``DONE``.
     """
-    commit_request(conn, method, _WRITER_DONE)
+    commit_request(conn, method, WRITERS_DONE[CLIENT])
     conn._cstate.states[CLIENT] = DONE
     conn.client_is_waiting_for_100_continue = False
 
